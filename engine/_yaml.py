@@ -1,0 +1,139 @@
+"""YAML reading that keeps a source location for every node.
+
+PyYAML's safe loader with three changes, each to keep input exact:
+
+* timestamps stay strings (the engine parses dates against declared types,
+  so JSON and YAML cases behave the same);
+* floats become ``Decimal`` built from the scalar's own text (money never
+  passes through binary floating point);
+* only ``true``/``false`` are booleans (YAML 1.1 would turn the country code
+  ``NO`` or the answer ``yes`` into booleans).
+
+Duplicate keys are reported instead of silently keeping the last one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import yaml
+
+from engine.errors import Diagnostic
+from engine.location import SourceLocation
+
+Path = tuple[str | int, ...]
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader with exact numbers and no implicit timestamps."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    key: [(tag, rx) for tag, rx in resolvers if tag not in (
+        "tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:bool")]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+
+
+def _construct_decimal(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    text = str(loader.construct_scalar(node)).replace("_", "")
+    low = text.lower()
+    if low in (".inf", "+.inf", "-.inf", ".nan"):
+        return float(low.replace(".", ""))  # refused later by the schema or coercion
+    return Decimal(text)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:float", _construct_decimal)
+
+
+@dataclass(slots=True)
+class Document:
+    """Parsed data plus the location of every node, keyed by its path."""
+
+    data: Any
+    file: str
+    text: str
+    locations: dict[Path, SourceLocation] = field(default_factory=dict)
+    styles: dict[Path, str | None] = field(default_factory=dict)
+
+    def loc(self, path: Path) -> SourceLocation:
+        """Location of ``path``, or of its nearest ancestor that has one."""
+        path = tuple(path)
+        while path not in self.locations and path:
+            path = path[:-1]
+        return self.locations.get(path, SourceLocation(self.file, 1, 1))
+
+    def key_loc(self, path: Path) -> SourceLocation:
+        """Location of the key of the mapping entry at ``path``."""
+        return self.locations.get(("#key", *path)) or self.loc(path)
+
+
+def _mark(file: str, node: yaml.Node) -> SourceLocation:
+    return SourceLocation(file, node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def _index(doc: Document, node: yaml.Node, path: Path, problems: list[Diagnostic]) -> None:
+    doc.locations[path] = _mark(doc.file, node)
+    if isinstance(node, yaml.ScalarNode):
+        doc.styles[path] = node.style
+    elif isinstance(node, yaml.SequenceNode):
+        for i, child in enumerate(node.value):
+            _index(doc, child, (*path, i), problems)
+    elif isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if key in seen:
+                problems.append(Diagnostic(
+                    "yaml_duplicate", f"duplicate key {key!r}: each key may appear once",
+                    _mark(doc.file, key_node), _json_path((*path, key))))
+            seen.add(key)
+            doc.locations[("#key", *path, key)] = _mark(doc.file, key_node)
+            _index(doc, value_node, (*path, key), problems)
+
+
+def _json_path(path: Path) -> str:
+    return "/" + "/".join(str(p) for p in path) if path else ""
+
+
+def json_path(path: Path) -> str:
+    """A JSON-pointer-like rendering of ``path`` for diagnostics."""
+    return _json_path(path)
+
+
+def parse_yaml(text: str, file: str) -> tuple[Document | None, list[Diagnostic]]:
+    """Parse one YAML document; return it with its diagnostics (never raise)."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        loc = SourceLocation(file, mark.line + 1, mark.column + 1) if mark else SourceLocation(file)
+        problem = err.problem or err.context or "invalid YAML"
+        return None, [Diagnostic("yaml_syntax", f"invalid YAML: {problem}", loc)]
+    except (yaml.YAMLError, ValueError, ArithmeticError) as err:
+        return None, [Diagnostic("yaml_syntax", f"invalid YAML: {err}", SourceLocation(file))]
+    finally:
+        loader.dispose()
+    doc = Document(data, file, text)
+    problems: list[Diagnostic] = []
+    if node is not None:
+        _index(doc, node, (), problems)
+    return doc, problems
+
+
+def parse_json(text: str, file: str) -> tuple[Document | None, list[Diagnostic]]:
+    """Parse JSON with exact decimals; locations are known for the root only."""
+    try:
+        data = json.loads(text, parse_float=Decimal)
+    except json.JSONDecodeError as err:
+        loc = SourceLocation(file, err.lineno, err.colno)
+        return None, [Diagnostic("yaml_syntax", f"invalid JSON: {err.msg}", loc)]
+    return Document(data, file, text, {(): SourceLocation(file, 1, 1)}), []

@@ -1,0 +1,83 @@
+"""Dates, months and business days on a vendor's own calendar.
+
+Business days are Monday to Friday that are not public holidays of the
+vendor's country, from the ``holidays`` package. One :class:`Calendar` per
+compiled policy; holiday tables are built per year on first use and kept in
+the instance (no module-level state).
+"""
+
+from __future__ import annotations
+
+import calendar as _stdlib_calendar
+import threading
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import holidays
+
+
+def add_months(day: date, months: int) -> date:
+    """Same day ``months`` later, clamped to the month's end (Jan 31 + 1 → Feb 28/29)."""
+    index = day.year * 12 + day.month - 1 + months
+    year, month = divmod(index, 12)
+    last = _stdlib_calendar.monthrange(year, month + 1)[1]
+    return date(year, month + 1, min(day.day, last))
+
+
+def days_in_month(day: date) -> int:
+    """Number of days of the month that contains ``day``."""
+    return _stdlib_calendar.monthrange(day.year, day.month)[1]
+
+
+class Calendar:
+    """Holidays and time zone of one country, for business-day arithmetic."""
+
+    def __init__(self, country: str, timezone: str, subdivision: str | None = None) -> None:
+        self.country = country
+        self.subdivision = subdivision
+        self.tz = ZoneInfo(timezone)
+        self._years: dict[int, frozenset[date]] = {}
+        self._lock = threading.Lock()
+        holidays.country_holidays(country, subdiv=subdivision)  # fail early on a bad code
+
+    def holidays_of(self, year: int) -> frozenset[date]:
+        """Public holidays of ``year`` (cached per instance)."""
+        days = self._years.get(year)
+        if days is None:
+            with self._lock:
+                table = holidays.country_holidays(self.country, subdiv=self.subdivision, years=year)
+                days = frozenset(table)
+                self._years[year] = days
+        return days
+
+    def holiday_name(self, day: date) -> str | None:
+        if day not in self.holidays_of(day.year):
+            return None
+        return holidays.country_holidays(self.country, subdiv=self.subdivision, years=day.year).get(day)
+
+    def is_business_day(self, day: date) -> bool:
+        return day.weekday() < 5 and day not in self.holidays_of(day.year)
+
+    def add_business_days(self, day: date, count: int) -> date:
+        """The ``count``-th business day after ``day`` (``day`` itself is not counted).
+
+        A negative count walks backwards; zero returns ``day`` unchanged.
+        """
+        step = 1 if count >= 0 else -1
+        remaining = abs(count)
+        while remaining:
+            day += timedelta(days=step)
+            if self.is_business_day(day):
+                remaining -= 1
+        return day
+
+    def business_days_between(self, start: date, end: date) -> int:
+        """Business days in (start, end]; negative when ``end`` is before ``start``."""
+        if end < start:
+            return -self.business_days_between(end, start)
+        return sum(1 for n in range(1, (end - start).days + 1)
+                   if self.is_business_day(start + timedelta(days=n)))
+
+    def date_of(self, moment: datetime) -> date:
+        """The calendar day of ``moment`` in the vendor's time zone."""
+        return moment.astimezone(self.tz).date()

@@ -1,0 +1,232 @@
+"""Cases: read them, and coerce their facts to the types the policy declares.
+
+Matching back ends compare raw values (durable_rules would let ``"99"`` pass
+``> 100``, DESIGN.md §4.5), so every fact is checked and converted here, and
+any mistake is reported against the fact's name, never guessed around.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Mapping
+from zoneinfo import ZoneInfo
+
+from engine._yaml import Document, json_path
+from engine.errors import CaseError, Diagnostic
+
+if TYPE_CHECKING:
+    from engine.model import FactDecl, Policy
+
+_DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """A case as given: which decision of which vendor, on which day, with which facts."""
+
+    vendor: str
+    kind: str
+    facts: Mapping[str, Any]
+    id: str | None = None
+    as_of: date | None = None
+    document: Document | None = None
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], document: Document | None = None) -> Case:
+        """Build a case from a mapping shaped like ``schemas/case.schema.json``."""
+        problems = _shape(data, document)
+        if problems:
+            raise CaseError(problems)
+        as_of = data.get("as_of")
+        if isinstance(as_of, str):
+            try:
+                as_of = date.fromisoformat(as_of)
+            except ValueError:
+                raise CaseError([_diag(document, ("as_of",), "case",
+                                       f"as_of must be a date YYYY-MM-DD, found {as_of!r}")]) from None
+        case_id = data.get("id")
+        return cls(vendor=data["vendor"], kind=data["kind"],
+                   facts=MappingProxyType(dict(data.get("facts") or {})),
+                   id=None if case_id is None else str(case_id), as_of=as_of, document=document)
+
+
+def _shape(data: Any, document: Document | None) -> list[Diagnostic]:
+    if not isinstance(data, Mapping):
+        return [_diag(document, (), "case", "a case must be a mapping with vendor, kind and facts")]
+    out = []
+    for key in ("vendor", "kind"):
+        if not isinstance(data.get(key), str) or not data.get(key):
+            out.append(_diag(document, (key,), "case", f"the case needs '{key}' (a string)"))
+    if not isinstance(data.get("facts", {}), Mapping):
+        out.append(_diag(document, ("facts",), "case", "'facts' must be a mapping of name: value"))
+    for key in data:
+        if key not in ("id", "vendor", "kind", "as_of", "facts", "$schema"):
+            out.append(_diag(document, (key,), "case", f"unknown case field {key!r}; expected "
+                             "id, vendor, kind, as_of, facts"))
+    return out
+
+
+def _diag(document: Document | None, path: tuple[Any, ...], code: str, message: str,
+          hint: str | None = None) -> Diagnostic:
+    loc = document.loc(path) if document else None
+    return Diagnostic(code, message, loc, json_path(path), hint)
+
+
+class _Coercer:
+    def __init__(self, policy: Policy, document: Document | None) -> None:
+        self.policy = policy
+        self.document = document
+        self.tz = ZoneInfo(policy.timezone)
+        self.problems: list[Diagnostic] = []
+
+    def bad(self, path: tuple[Any, ...], message: str) -> None:
+        self.problems.append(_diag(self.document, ("facts", *path), "case_fact_type", message))
+
+    def value(self, decl: FactDecl, raw: Any, path: tuple[Any, ...]) -> Any:
+        label = "fact " + ".".join(str(p) for p in path)
+        try:
+            value = getattr(self, "to_" + decl.type.kind)(decl, raw, path)
+        except (ValueError, TypeError, InvalidOperation) as err:
+            self.bad(path, f"{label}: {err}")
+            return None
+        if decl.type.kind in ("integer", "decimal", "money") and value is not None:
+            if decl.minimum is not None and value < decl.minimum:
+                self.bad(path, f"{label}: {value} is below the minimum {decl.minimum}")
+            if decl.maximum is not None and value > decl.maximum:
+                self.bad(path, f"{label}: {value} is above the maximum {decl.maximum}")
+        return value
+
+    def to_bool(self, _d: FactDecl, raw: Any, _p: Any) -> bool:
+        if isinstance(raw, bool):
+            return raw
+        raise TypeError(f"expected true or false, found {raw!r}")
+
+    def to_integer(self, _d: FactDecl, raw: Any, _p: Any) -> int:
+        if isinstance(raw, bool) or not isinstance(raw, (int, Decimal)) or raw != int(raw):
+            raise TypeError(f"expected a whole number, found {raw!r}")
+        return int(raw)
+
+    def to_decimal(self, _d: FactDecl, raw: Any, _p: Any) -> Decimal:
+        if isinstance(raw, float):
+            raise TypeError(f"expected an exact decimal (a string like \"12.50\" or a Decimal), "
+                            f"found the binary float {raw!r}")
+        if isinstance(raw, bool) or not isinstance(raw, (int, Decimal, str)):
+            raise TypeError(f"expected a number, found {raw!r}")
+        value = Decimal(raw.strip()) if isinstance(raw, str) else Decimal(raw)
+        if not value.is_finite():
+            raise ValueError(f"expected a finite number, found {raw!r}")
+        return value
+
+    def to_money(self, decl: FactDecl, raw: Any, path: Any) -> Decimal:
+        currency = self.policy.currency
+        if isinstance(raw, Mapping):
+            if set(raw) != {"value", "currency"}:
+                raise ValueError("money as a mapping needs exactly 'value' and 'currency'")
+            currency, raw = raw["currency"], raw["value"]
+        elif isinstance(raw, str) and " " in raw.strip():
+            raw, currency = raw.strip().rsplit(" ", 1)
+        if currency != self.policy.currency:
+            raise ValueError(f"amounts are in {self.policy.currency} for this vendor, "
+                             f"found {currency!r}")
+        return self.to_decimal(decl, raw, path)
+
+    def to_date(self, _d: FactDecl, raw: Any, _p: Any) -> date:
+        if isinstance(raw, datetime):
+            raise TypeError(f"expected a date, found the date-time {raw.isoformat()}")
+        if isinstance(raw, date):
+            return raw
+        if not isinstance(raw, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
+            raise TypeError(f"expected a date YYYY-MM-DD, found {raw!r}")
+        return date.fromisoformat(raw)
+
+    def to_datetime(self, _d: FactDecl, raw: Any, _p: Any) -> datetime:
+        if isinstance(raw, str):
+            try:
+                raw = datetime.fromisoformat(raw)
+            except ValueError:
+                raise ValueError("expected an ISO date-time like 2025-03-01T14:30:00-06:00, "
+                                 f"found {raw!r}") from None
+        if not isinstance(raw, datetime):
+            raise TypeError(f"expected a date-time, found {raw!r}")
+        # A moment without a UTC offset is read in the vendor's time zone.
+        return raw if raw.tzinfo else raw.replace(tzinfo=self.tz)
+
+    def to_duration(self, _d: FactDecl, raw: Any, _p: Any) -> timedelta:
+        if isinstance(raw, timedelta):
+            return raw
+        m = _DURATION.match(raw) if isinstance(raw, str) else None
+        if not m or raw in ("P", "PT"):
+            raise ValueError(f"expected an ISO 8601 duration like PT1H30M or P2D, found {raw!r}")
+        d, h, mi, s = m.groups()
+        return timedelta(days=int(d or 0), hours=int(h or 0), minutes=int(mi or 0),
+                         microseconds=int(Decimal(s or 0) * 1000000))
+
+    def to_enum(self, decl: FactDecl, raw: Any, _p: Any) -> str:
+        if raw not in decl.type.values:
+            raise ValueError(f"expected one of {', '.join(decl.type.values)}, found {raw!r}")
+        return str(raw)
+
+    def to_string(self, _d: FactDecl, raw: Any, _p: Any) -> str:
+        if not isinstance(raw, str):
+            raise TypeError(f"expected a string, found {raw!r}")
+        return raw
+
+    def to_list(self, decl: FactDecl, raw: Any, path: tuple[Any, ...]) -> list[dict[str, Any]]:
+        if not isinstance(raw, list):
+            raise TypeError(f"expected a list of records, found {raw!r}")
+        out = []
+        for i, item in enumerate(raw):
+            if not isinstance(item, Mapping):
+                self.bad((*path, i), f"fact {path[0]}[{i}]: expected a record, found {item!r}")
+                continue
+            out.append(self.record(decl, item, (*path, i)))
+        return out
+
+    def record(self, decl: FactDecl, item: Mapping[str, Any], path: tuple[Any, ...]) -> dict[str, Any]:
+        for key in item:
+            if key not in decl.fields:
+                self.bad((*path, key), f"fact {path[0]}[{path[1]}]: unknown field {key!r}; "
+                         f"fields are {', '.join(decl.fields)}")
+        rec = {}
+        for name, fdecl in decl.fields.items():
+            if name not in item:
+                self.bad(path, f"fact {path[0]}[{path[1]}]: missing field {name!r}")
+            else:
+                rec[name] = self.value(fdecl, item[name], (*path, name))
+        return rec
+
+
+def coerce_facts(case: Case, policy: Policy) -> dict[str, Any]:
+    """The case's facts converted to their declared types (absent facts stay absent).
+
+    Raises:
+        CaseError: naming every unknown fact and every value of the wrong type.
+    """
+    coercer = _Coercer(policy, case.document)
+    out: dict[str, Any] = {}
+    for name, raw in case.facts.items():
+        decl = policy.facts.get(name)
+        if decl is None:
+            coercer.problems.append(_unknown(case, policy, name))
+        elif raw is not None:  # an explicit null means "not known", like an absent fact
+            out[name] = coercer.value(decl, raw, (name,))
+    if coercer.problems:
+        raise CaseError(coercer.problems)
+    return out
+
+
+def _unknown(case: Case, policy: Policy, name: str) -> Diagnostic:
+    if name in policy.derived:
+        message = f"fact {name!r} is derived by the {policy.vendor} policy; do not give it"
+        hint = None
+    else:
+        message = f"unknown fact {name!r}: the {policy.vendor} policy does not declare it"
+        close = difflib.get_close_matches(name, list(policy.facts), n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"`clause facts {policy.vendor}` lists them"
+    loc = case.document.key_loc(("facts", name)) if case.document else None
+    return Diagnostic("unknown_fact", message, loc, json_path(("facts", name)), hint)

@@ -1,0 +1,218 @@
+"""Compile a checked Policy once into functions that decide many cases.
+
+All expressions of a policy (derived facts, synthetic condition fields,
+result amounts and dates, checks) become functions of one generated module,
+built by :mod:`engine.expressions.codegen` from checked syntax trees only.
+Each kind gets a ``derive`` function that computes exactly the derived and
+synthetic fields its rules need, in dependency order, and a condition tree
+in the IR for the matching back end.
+"""
+
+from __future__ import annotations
+
+import linecache
+from dataclasses import dataclass
+from decimal import Decimal
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+from engine import money
+from engine.calendar import Calendar
+from engine.errors import Diagnostic, EvaluationError
+from engine.expressions.checker import check
+from engine.expressions.codegen import Constants, generate
+from engine.expressions.functions import RUNTIME, EvalFailure
+from engine.expressions.syntax import names
+from engine.loader import PLACEHOLDER
+from engine.match import ir
+
+if TYPE_CHECKING:
+    from engine.model import Expr, Kind, Policy, Rule
+
+Fn = Callable[..., Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    rule: Rule
+    cond: ir.Cond
+    amount: Fn | None
+    customer_pays: Fn | None
+    fees: tuple[tuple[str, Fn, Expr], ...]
+    deadlines: tuple[tuple[str, Fn, Expr], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledKind:
+    kind: Kind
+    rules: tuple[CompiledRule, ...]          # file order (index = rule.index)
+    ranked: tuple[CompiledRule, ...]         # decision order
+    derive: Fn
+    condition_facts: frozenset[str]          # declared facts the conditions read
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledPolicy:
+    policy: Policy
+    calendar: Calendar
+    kinds: Mapping[str, CompiledKind]
+    checks: tuple[tuple[Fn, str, Expr], ...]
+    synthetics: Mapping[str, ir.Synthetic]
+    depends: Mapping[str, frozenset[str]]    # field -> declared facts it needs
+    field_types: Mapping[str, Any]           # field -> Type, for back ends
+
+    def needs(self, fields: list[str], present: dict[str, Any],
+              missed: Mapping[str, str] | None = None) -> list[str]:
+        """Declared facts absent from ``present`` that ``fields`` depend on.
+
+        ``missed`` (from the derive step) says which name each absent derived
+        field actually stumbled on, so that a fact on a branch not taken
+        (``if prepaid then last_recharge else monthly_rate``) is not asked for.
+        """
+        out: list[str] = []
+        for name in fields:
+            seen = set()
+            while missed and name in missed and name not in seen:
+                seen.add(name)
+                name = missed[name]
+            for fact in sorted(self.depends.get(name, {name})):
+                if fact not in present and fact not in out:
+                    out.append(fact)
+        return out
+
+
+class _Module:
+    """Accumulates generated functions, then compiles them in one go."""
+
+    def __init__(self, policy: Policy, calendar: Calendar) -> None:
+        self.consts = Constants()
+        self.lines: list[str] = []
+        self.count = 0
+        quantum = money.quantum(policy.currency)
+        rounding = policy.rounding
+
+        def fail(name: str, err: EvalFailure) -> None:
+            loc = policy.derived[name].expr.location if name in policy.derived else None
+            raise EvaluationError([Diagnostic("evaluation", f"computing {name}: {err}", loc)])
+
+        self.namespace: dict[str, Any] = {
+            "__builtins__": {}, **RUNTIME, "_cal": calendar, "_EvalFailure": EvalFailure,
+            "_fail": fail,
+            "_round_money": lambda v: money.round_to(Decimal(v), quantum, rounding),
+            "_round_decimal": lambda v, places=0: money.round_to(
+                Decimal(v), Decimal(1).scaleb(-places), rounding),
+        }
+
+    def function(self, source: str) -> str:
+        name = f"_e{self.count}"
+        self.count += 1
+        self.lines.append(f"def {name}(f):\n    return {source}\n")
+        return name
+
+    def derive(self, steps: list[tuple[str, str]]) -> str:
+        name = f"_derive{self.count}"
+        self.count += 1
+        body = "".join(
+            f"    try:\n        f[{field!r}] = {src}\n    except KeyError as err:\n"
+            f"        missed[{field!r}] = err.args[0]\n"
+            f"    except _EvalFailure as err:\n        _fail({field!r}, err)\n"
+            for field, src in steps) or "    pass\n"
+        self.lines.append(f"def {name}(f, missed):\n{body}")
+        return name
+
+    def build(self, filename: str) -> dict[str, Any]:
+        source = "\n".join(self.lines)
+        self.namespace.update(self.consts.values)
+        # Register the generated text so tracebacks of engine bugs show it.
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        exec(compile(source, filename, "exec"), self.namespace)  # noqa: S102 - our codegen only
+        return self.namespace
+
+
+def _expr_fn(module: _Module, expr: Expr | None) -> str | None:
+    return module.function(generate(expr.checked, module.consts)) if expr else None
+
+
+def _placeholders(rule: Rule) -> set[str]:
+    texts = [*rule.reason.values(), *(t for a in rule.actions for t in a.text.values())]
+    return {n for text in texts for n in PLACEHOLDER.findall(text)}
+
+
+def compile_policy(policy: Policy) -> CompiledPolicy:
+    """Compile ``policy``: generated functions, per-kind derive steps and IR."""
+    calendar = Calendar(policy.country, policy.timezone, policy.subdivision)
+    module = _Module(policy, calendar)
+    env = {**{k: f.type for k, f in policy.facts.items()},
+           **{k: d.expr.type for k, d in policy.derived.items()}}
+    lowering = ir.Lowering()
+    fields = set(env)
+    conds = {(k, r.index): ir.lower(r.when.checked, r.when.text, lowering, fields)
+             for k, kind in policy.kinds.items() for r in kind.rules}
+    depends = _dependencies(policy, lowering)
+    derived_src = {n: generate(d.expr.checked, module.consts) for n, d in policy.derived.items()}
+    synth_src = {n: generate(check(s.node, env), module.consts) for n, s in lowering.synthetics.items()}
+    pending: dict[str, Any] = {}
+    for name, kind in policy.kinds.items():
+        used = _used_fields(kind, conds, policy)
+        order = [n for n in policy.derived if n in used] + [n for n in lowering.synthetics if n in used]
+        steps = [(n, derived_src.get(n) or synth_src[n]) for n in order]
+        pending[name] = (module.derive(steps), [
+            (r, conds[(name, r.index)], _expr_fn(module, r.amount), _expr_fn(module, r.customer_pays),
+             [(n, _expr_fn(module, e), e) for n, e in r.fees],
+             [(n, _expr_fn(module, e), e) for n, e in r.deadlines]) for r in kind.rules])
+    checks = [(_expr_fn(module, c.expr), c.message, c.expr) for c in policy.checks]
+    ns = module.build(f"<clause:{policy.vendor}:{policy.version}>")
+    kinds = {name: _compiled_kind(policy.kinds[name], ns, derive, rules, depends)
+             for name, (derive, rules) in pending.items()}
+    field_types = {**env, **{n: check(s.node, env).type for n, s in lowering.synthetics.items()}}
+    return CompiledPolicy(
+        policy=policy, calendar=calendar, kinds=MappingProxyType(kinds),
+        checks=tuple((ns[fn], msg, e) for fn, msg, e in checks if fn),
+        synthetics=MappingProxyType(lowering.synthetics), depends=MappingProxyType(depends),
+        field_types=MappingProxyType(field_types))
+
+
+def _compiled_kind(kind: Kind, ns: dict[str, Any], derive: str, rules: list[Any],
+                   depends: Mapping[str, frozenset[str]]) -> CompiledKind:
+    def fn(name: str | None) -> Fn | None:
+        return ns[name] if name else None
+
+    compiled = tuple(CompiledRule(
+        rule=r, cond=cond, amount=fn(a), customer_pays=fn(c),
+        fees=tuple((n, ns[f], e) for n, f, e in fees),
+        deadlines=tuple((n, ns[f], e) for n, f, e in deadlines))
+        for r, cond, a, c, fees, deadlines in rules)
+    by_id = {c.rule.id: c for c in compiled}
+    facts = frozenset(f for c in compiled for leaf in ir.leaves(c.cond)
+                      for f in depends.get(leaf.field, {leaf.field}))
+    return CompiledKind(kind, compiled, tuple(by_id[r.id] for r in kind.ranked()), ns[derive], facts)
+
+
+def _used_fields(kind: Kind, conds: dict[tuple[str, int], ir.Cond], policy: Policy) -> set[str]:
+    """Derived and synthetic fields a kind needs, closed over derived dependencies."""
+    used: set[str] = set()
+    for r in kind.rules:
+        used.update(leaf.field for leaf in ir.leaves(conds[(kind.name, r.index)]))
+        for e in (r.amount, r.customer_pays, *(e for _, e in r.fees), *(e for _, e in r.deadlines)):
+            if e is not None:
+                used.update(e.reads)
+        used.update(_placeholders(r))
+    stack = list(used)
+    while stack:
+        name = stack.pop()
+        if name in policy.derived:
+            for dep in policy.derived[name].expr.reads - used:
+                used.add(dep)
+                stack.append(dep)
+    return used
+
+
+def _dependencies(policy: Policy, lowering: ir.Lowering) -> dict[str, frozenset[str]]:
+    """For every derived and synthetic field, the declared facts it needs."""
+    out: dict[str, frozenset[str]] = {name: frozenset({name}) for name in policy.facts}
+    for name, d in policy.derived.items():  # already in dependency order
+        out[name] = frozenset().union(*(out.get(r, frozenset()) for r in d.expr.reads))
+    known = set(policy.facts) | set(policy.derived)
+    for name, syn in lowering.synthetics.items():
+        out[name] = frozenset().union(*(out[r] for r in names(syn.node) & known))
+    return out

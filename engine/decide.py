@@ -1,0 +1,172 @@
+"""From matched rules to a Decision: combination, missing facts, amounts, reasons.
+
+Combination (per kind, see :meth:`engine.model.Kind.ranked`): rules are
+ranked — overriding rules (``override: true``, e.g. a fraud denial) first,
+then by priority or file order — and the highest-ranked matching rule
+decides. A rule ranked above the winner whose condition is *unknown*
+because facts are missing blocks the decision: the outcome is
+``needs_info`` and ``missing_facts`` names what to ask for. Nothing missing
+is ever treated as false.
+
+Money results are rounded once, to the currency's minor unit, with the
+policy's declared rounding mode.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from engine import money
+from engine.errors import Diagnostic, EvaluationError
+from engine.expressions.functions import EvalFailure
+from engine.match import ir
+from engine.model import ActionItem, Deadline, Decision, Fee, MissingFact, Money, Reason
+
+if TYPE_CHECKING:
+    from engine.compiler import CompiledKind, CompiledPolicy, CompiledRule
+    from engine.model import Expr
+
+_PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
+
+
+def select(kind: CompiledKind, matched: list[int], facts: dict[str, Any],
+           compiled: CompiledPolicy, missed: dict[str, str]) -> tuple[CompiledRule | None, list[CompiledRule], list[str]]:
+    """The deciding rule, the rules blocking it (unknown), and the facts they need."""
+    hit = set(matched)
+    winner = next((r for r in kind.ranked if r.rule.index in hit), None)
+    if kind.condition_facts <= facts.keys():
+        return winner, [], []  # every fact the conditions read is known: nothing can block
+    blockers = []
+    for rule in kind.ranked:
+        if rule is winner:
+            break
+        if ir.evaluate3(rule.cond, facts) == ir.UNKNOWN:
+            blockers.append(rule)
+    missing = compiled.needs([f for r in blockers for f in ir.unknown_fields(r.cond, facts)],
+                             facts, missed)
+    return winner, blockers, missing
+
+
+class _Result:
+    """Evaluates a winning rule's result expressions, tracking missing facts."""
+
+    def __init__(self, compiled: CompiledPolicy, rule: CompiledRule, facts: dict[str, Any],
+                 missed: dict[str, str]) -> None:
+        self.compiled = compiled
+        self.missed = missed
+        self.rule = rule
+        self.facts = facts
+        self.currency = compiled.policy.currency
+        self.quantum = money.quantum(self.currency)
+        self.missing: list[MissingFact] = []
+
+    def value(self, fn: Any, expr: Expr, what: str) -> Any:
+        try:
+            return fn(self.facts)
+        except KeyError as err:
+            for fact in self.compiled.needs([err.args[0]], self.facts, self.missed):
+                self.missing.append(MissingFact(fact, f"needed for {what} (rule {self.rule.rule.id})"))
+            return None
+        except (EvalFailure, ArithmeticError) as err:
+            raise EvaluationError([Diagnostic(
+                "evaluation", f"{what} of rule {self.rule.rule.id}: {err}", expr.location)]) from err
+
+    def money(self, fn: Any, expr: Expr | None, what: str) -> Money | None:
+        if fn is None or expr is None:
+            return None
+        value = self.value(fn, expr, what)
+        if value is None:
+            return None
+        policy = self.compiled.policy
+        return Money(money.round_to(Decimal(value), self.quantum, policy.rounding), self.currency)
+
+
+def _format(value: Any, currency: str) -> str:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, Money):
+        return str(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def render(text: str, facts: dict[str, Any], extra: dict[str, Any], currency: str) -> str:
+    """Fill ``{name}`` placeholders with fact, derived or result values."""
+    def sub(m: re.Match[str]) -> str:
+        name = m.group(1)
+        value = extra.get(name, facts.get(name))
+        return "?" if value is None else _format(value, currency)
+    return _PLACEHOLDER.sub(sub, text)
+
+
+def _text(texts: Any, lang: str) -> str:
+    return str(texts.get(lang) or texts["en"])
+
+
+def decide(compiled: CompiledPolicy, kind_name: str, facts: dict[str, Any], matched: list[int],
+           missed: dict[str, str], *, case_id: str | None, as_of: date, lang: str) -> Decision:
+    """Build the Decision for a case whose facts are derived and matched."""
+    policy = compiled.policy
+    kind = compiled.kinds[kind_name]
+    winner, blockers, missing = select(kind, matched, facts, compiled, missed)
+    source = policy.source_file
+    meta = {"vendor": policy.vendor, "version": policy.version,
+            "effective_from": policy.effective_from.isoformat(), "digest": policy.digest}
+    common = {"case_id": case_id, "vendor": policy.vendor, "kind": kind_name, "as_of": as_of,
+              "policy": meta, "matched": tuple(kind.rules[i].rule.id for i in matched)}
+    empty: dict[str, Any] = {"amount": None, "customer_pays": None, "fees": (), "deadlines": (),
+                             "actions": ()}
+    if blockers:
+        reasons = tuple(Reason(r.rule.id, r.rule.clause, source,
+                               _needs_text(r, compiled.needs(ir.unknown_fields(r.cond, facts), facts,
+                                                             missed), lang))
+                        for r in blockers)
+        why = "could change the outcome: rule " + ", ".join(r.rule.id for r in blockers)
+        return Decision(outcome="needs_info", **empty, reasons=reasons,
+                        missing_facts=tuple(MissingFact(f, why) for f in missing), **common)
+    if winner is None:
+        text = render(_text(kind.kind.otherwise_reason, lang), facts, {}, policy.currency)
+        return Decision(outcome=kind.kind.otherwise_outcome, **empty, missing_facts=(),
+                        reasons=(Reason(f"{kind_name}:otherwise", None, source, text),), **common)
+    return _granted(compiled, winner, facts, missed, lang, common)
+
+
+def _needs_text(rule: CompiledRule, own: list[str], lang: str) -> str:
+    outcome = rule.rule.outcome
+    if lang == "es":
+        return f"La regla {rule.rule.id} ({outcome}) podría aplicarse; faltan: {', '.join(own)}."
+    return f"Rule {rule.rule.id} ({outcome}) may apply; it needs: {', '.join(own)}."
+
+
+def _granted(compiled: CompiledPolicy, winner: CompiledRule, facts: dict[str, Any],
+             missed: dict[str, str], lang: str, common: dict[str, Any]) -> Decision:
+    rule = winner.rule
+    policy = compiled.policy
+    res = _Result(compiled, winner, facts, missed)
+    amount = res.money(winner.amount, rule.amount, "amount")
+    if rule.amount is not None and amount is None:
+        # Without the amount the vendor owes, no decision can be made.
+        return Decision(outcome="needs_info", amount=None, customer_pays=None, fees=(), deadlines=(),
+                        actions=(), missing_facts=tuple(res.missing),
+                        reasons=(Reason(rule.id, rule.clause, policy.source_file,
+                                        _needs_text(winner, [m.fact for m in res.missing], lang)),),
+                        **common)
+    customer_pays = res.money(winner.customer_pays, rule.customer_pays, "customer_pays")
+    fees = tuple(Fee(name, m, rule.id) for name, fn, expr in winner.fees
+                 if (m := res.money(fn, expr, f"fee {name!r}")) is not None)
+    deadlines = tuple(Deadline(name, d, rule.id) for name, fn, expr in winner.deadlines
+                      if (d := res.value(fn, expr, f"deadline {name!r}")) is not None)
+    extra = {"amount": amount, "customer_pays": customer_pays}
+    actions = tuple(ActionItem(a.party, render(_text(a.text, lang), facts, extra, policy.currency), rule.id)
+                    for a in rule.actions)
+    reason = Reason(rule.id, rule.clause, policy.source_file,
+                    render(_text(rule.reason, lang), facts, extra, policy.currency))
+    return Decision(outcome=rule.outcome, amount=amount, customer_pays=customer_pays, fees=fees,
+                    deadlines=deadlines, actions=actions, missing_facts=tuple(res.missing),
+                    reasons=(reason,), **common)

@@ -1,0 +1,170 @@
+"""The Engine: load policies once, decide many cases (the public entry point)."""
+
+from __future__ import annotations
+
+import decimal
+from collections.abc import Mapping
+from datetime import date
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Callable
+
+from engine._resources import default_policies_dir
+from engine.case import Case, coerce_facts
+from engine.compiler import CompiledPolicy, compile_policy
+from engine.decide import decide as build_decision
+from engine.errors import CaseError, Diagnostic, EngineError, PolicyError
+from engine.explain import Step, explain
+from engine.loader import load_policy
+from engine.money import CONTEXT
+
+if TYPE_CHECKING:
+    from engine.model import Decision, Policy
+
+MATCHERS = ("python", "rete")
+
+
+def policy_files(path: Path) -> list[Path]:
+    """Policy files under ``path``: the file itself, or ``policy*.yaml`` one level down."""
+    if path.is_file():
+        return [path]
+    direct = sorted(path.glob("policy*.yaml"))
+    return direct or sorted(path.glob("*/policy*.yaml"))
+
+
+def _make_matcher(name: str, compiled: CompiledPolicy) -> Any:
+    if name == "python":
+        from engine.match.python import PythonMatcher  # noqa: PLC0415
+        return PythonMatcher(compiled)
+    if name == "rete":
+        from engine.match.rete import ReteMatcher  # noqa: PLC0415
+        return ReteMatcher(compiled)
+    raise ValueError(f"unknown matcher {name!r}; choose one of {', '.join(MATCHERS)}")
+
+
+class Engine:
+    """Compiled policies of several vendors, ready to decide cases.
+
+    An Engine holds no global state and may be shared between threads;
+    several Engines with different policies can live in one process.
+    """
+
+    def __init__(self, compiled: list[CompiledPolicy], matcher: str = "python",
+                 today: Callable[[], date] = date.today) -> None:
+        self.matcher_name = matcher
+        self._today = today
+        self._versions: dict[str, list[tuple[CompiledPolicy, Any]]] = {}
+        for c in sorted(compiled, key=lambda c: c.policy.effective_from):
+            self._versions.setdefault(c.policy.vendor, []).append((c, _make_matcher(matcher, c)))
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, *, matcher: str = "python",
+             today: Callable[[], date] = date.today) -> Engine:
+        """Load, check and compile every policy under ``path`` (default: the bundled ones).
+
+        Raises:
+            PolicyError: every problem in every policy file, with locations.
+            MatcherUnavailable: when ``matcher="rete"`` cannot run here.
+        """
+        root = Path(path) if path is not None else default_policies_dir()
+        files = policy_files(root)
+        if not files:
+            raise PolicyError([Diagnostic("file", f"no policy files (policy*.yaml) under {root}")])
+        compiled, problems = [], []
+        for file in files:
+            try:
+                compiled.append(compile_policy(load_policy(file)))
+            except PolicyError as err:
+                problems.extend(err.diagnostics)
+        if problems:
+            raise PolicyError(problems)
+        return cls(compiled, matcher, today)
+
+    @property
+    def vendors(self) -> Mapping[str, tuple[Policy, ...]]:
+        """Loaded policy versions by vendor, oldest first."""
+        return MappingProxyType({v: tuple(c.policy for c, _ in cs) for v, cs in self._versions.items()})
+
+    def policy(self, vendor: str, as_of: date | None = None) -> Policy:
+        return self._select(vendor, as_of or self._today())[0].policy
+
+    def _select(self, vendor: str, as_of: date) -> tuple[CompiledPolicy, Any]:
+        versions = self._versions.get(vendor)
+        if not versions:
+            raise CaseError([Diagnostic("case", f"unknown vendor {vendor!r}; known: "
+                                        + ", ".join(sorted(self._versions)), path="/vendor")])
+        for c, m in reversed(versions):
+            p = c.policy
+            if p.effective_from <= as_of and (p.effective_until is None or as_of <= p.effective_until):
+                return c, m
+        raise CaseError([Diagnostic("case", f"no {vendor} policy is in force on {as_of}", path="/as_of")])
+
+    def _prepare(self, case: Case | Mapping[str, Any]) -> tuple[Case, date, CompiledPolicy, Any, dict[str, Any]]:
+        if not isinstance(case, Case):
+            case = Case.from_mapping(case)
+        as_of = case.as_of or self._today()
+        compiled, matcher = self._select(case.vendor, as_of)
+        if case.kind not in compiled.kinds:
+            raise CaseError([Diagnostic(
+                "case", f"unknown kind {case.kind!r} for {case.vendor}; kinds: "
+                + ", ".join(compiled.kinds), case.document.loc(("kind",)) if case.document else None,
+                "/kind")])
+        facts = coerce_facts(case, compiled.policy)
+        return case, as_of, compiled, matcher, facts
+
+    def _run(self, case: Case | Mapping[str, Any], lang: str) -> tuple[Decision, CompiledPolicy, dict[str, Any]]:
+        case, as_of, compiled, matcher, facts = self._prepare(case)
+        with decimal.localcontext(CONTEXT):
+            _run_checks(compiled, facts, case)
+            kind = compiled.kinds[case.kind]
+            missed: dict[str, str] = {}
+            kind.derive(facts, missed)
+            matched = matcher.match(case.kind, facts)
+            decision = build_decision(compiled, case.kind, facts, matched, missed,
+                                      case_id=case.id, as_of=as_of, lang=lang)
+        return decision, compiled, facts
+
+    def decide(self, case: Case | Mapping[str, Any], *, lang: str = "en") -> Decision:
+        """Decide one case (a :class:`Case` or a mapping shaped like the case schema).
+
+        Raises:
+            CaseError: the case is malformed or a fact has the wrong name or type.
+            EvaluationError: an expression failed on this case (e.g. division by zero).
+        """
+        return self._run(case, lang)[0]
+
+    def explain(self, case: Case | Mapping[str, Any], *, lang: str = "en") -> tuple[Decision, list[Step]]:
+        """Decide ``case`` and say, for every rule of its kind, why it did or did not decide."""
+        decision, compiled, facts = self._run(case, lang)
+        return decision, explain(compiled, compiled.kinds[decision.kind], facts, decision)
+
+    def compiled(self, vendor: str, as_of: date | None = None) -> CompiledPolicy:
+        return self._select(vendor, as_of or self._today())[0]
+
+    def close(self) -> None:
+        """Release back-end resources (the Rete rulesets)."""
+        for versions in self._versions.values():
+            for _, matcher in versions:
+                matcher.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _run_checks(compiled: CompiledPolicy, facts: dict[str, Any], case: Case) -> None:
+    problems = []
+    for fn, message, expr in compiled.checks:
+        try:
+            ok = fn(facts)
+        except KeyError:
+            continue  # the check's facts are not all given: nothing to check
+        if not ok:
+            problems.append(Diagnostic("case_check", message, None, "/facts", f"policy check: {expr.text}"))
+    if problems:
+        raise CaseError(problems)
+
+
+__all__ = ["Engine", "EngineError"]

@@ -1,0 +1,282 @@
+"""Load a policy file: YAML → schema check → typed model with checked expressions.
+
+Every problem is collected as a :class:`Diagnostic` with its file, line and
+column; :func:`load_policy` raises one :class:`PolicyError` carrying all of
+them, sorted by location.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from engine import schemas
+from engine._yaml import Document, json_path, parse_yaml
+from engine.errors import Diagnostic, PolicyError
+from engine.expressions import syntax
+from engine.expressions import types as t
+from engine.expressions.checker import check
+from engine.expressions.syntax import ExprError
+from engine.location import SourceLocation
+from engine.model import Action, Check, Derived, Expr, FactDecl, Kind, Policy, Rule
+from engine.money import MINOR_UNITS
+
+PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
+_SCALAR_TYPES = {
+    "bool": t.BOOL, "integer": t.INTEGER, "decimal": t.DECIMAL, "money": t.MONEY,
+    "date": t.DATE, "datetime": t.DATETIME, "duration": t.DURATION, "string": t.STRING,
+}
+# Result fields and the type each must have.
+_RESULT_TYPES = {"amount": "money", "customer_pays": "money"}
+
+
+def expression_location(doc: Document, path: tuple[Any, ...], offset: int) -> SourceLocation:
+    """File position of character ``offset`` of the expression scalar at ``path``."""
+    loc = doc.loc(path)
+    text = _get(doc.data, path)
+    before = str(text)[:offset]
+    newlines = before.count("\n")
+    col_in_line = offset - (before.rfind("\n") + 1)
+    style = doc.styles.get(path)
+    if style in ("|", ">"):
+        line_no = loc.line + 1 + newlines
+        lines = doc.text.splitlines()
+        src = lines[line_no - 1] if line_no <= len(lines) else ""
+        indent = len(src) - len(src.lstrip())
+        return SourceLocation(doc.file, line_no, indent + col_in_line + 1)
+    quote = 1 if style in ("'", '"') else 0
+    if newlines == 0:
+        return SourceLocation(doc.file, loc.line, loc.column + quote + offset)
+    return SourceLocation(doc.file, loc.line + newlines, col_in_line + 1)
+
+
+def _get(data: Any, path: tuple[Any, ...]) -> Any:
+    for part in path:
+        data = data[part]
+    return data
+
+
+class _Builder:
+    """Builds a Policy from a schema-valid document, collecting diagnostics."""
+
+    def __init__(self, doc: Document, path: Path) -> None:
+        self.doc = doc
+        self.path = path
+        self.data: dict[str, Any] = doc.data
+        self.problems: list[Diagnostic] = []
+        self.env: dict[str, t.Type] = {}
+
+    def error(self, code: str, message: str, path: tuple[Any, ...], hint: str | None = None) -> None:
+        self.problems.append(Diagnostic(code, message, self.doc.loc(path), json_path(path), hint))
+
+    # --- facts ---------------------------------------------------------------
+    def fact(self, name: str, spec: dict[str, Any], path: tuple[Any, ...]) -> FactDecl:
+        kind = spec["type"]
+        fields: dict[str, FactDecl] = {}
+        if kind == "enum":
+            typ = t.enum(tuple(spec["values"]))
+        elif kind == "list":
+            fields = {k: self.fact(k, v, (*path, "fields", k)) for k, v in spec["fields"].items()}
+            typ = t.list_of(t.record({k: f.type for k, f in fields.items()}))
+        else:
+            typ = _SCALAR_TYPES[kind]
+        bounds = {k: Decimal(str(spec[k])) for k in ("minimum", "maximum") if k in spec}
+        return FactDecl(name, typ, spec["meaning"], self.doc.loc(path), fields=MappingProxyType(fields),
+                        example=spec.get("example"), **bounds)
+
+    # --- expressions -----------------------------------------------------------
+    def expr(self, path: tuple[Any, ...], want: str | None = None) -> Expr | None:
+        text = _get(self.data, path)
+        try:
+            checked = check(syntax.parse(text), self.env)
+        except ExprError as err:
+            loc = expression_location(self.doc, path, err.start)
+            self.problems.append(Diagnostic(err.code, err.message, loc, json_path(path), err.hint))
+            return None
+        if want and checked.type.kind != want and not (want == "decimal" and checked.type.numeric):
+            loc = expression_location(self.doc, path, 0)
+            self.problems.append(Diagnostic(
+                "expr_type", f"expected {want}, found {checked.type}", loc, json_path(path)))
+            return None
+        return Expr(text, expression_location(self.doc, path, 0), checked, json_path(path))
+
+    def derived(self) -> dict[str, Derived]:
+        """Check derived facts in dependency order, reporting cycles."""
+        specs = self.data.get("derived") or {}
+        deps: dict[str, set[str]] = {}
+        for name, spec in specs.items():
+            try:
+                deps[name] = syntax.names(syntax.parse(spec["expr"])) & set(specs)
+            except ExprError:
+                deps[name] = set()
+        out: dict[str, Derived] = {}
+        for name in _topological(deps, lambda cyc: self.error(
+                "policy", "derived facts form a cycle: " + " -> ".join(cyc),
+                ("derived", cyc[0], "expr"))):
+            spec = specs[name]
+            if name in self.env:
+                self.error("policy", f"derived fact {name!r} has the name of a declared fact",
+                           ("derived", name))
+                continue
+            expr = self.expr(("derived", name, "expr"))
+            if expr is not None:
+                self.env[name] = expr.type
+                out[name] = Derived(name, expr, spec["meaning"], spec.get("interpretation"))
+        return out
+
+    # --- rules -------------------------------------------------------------------
+    def text(self, value: dict[str, str], path: tuple[Any, ...]) -> MappingProxyType[str, str]:
+        for lang in self.data["languages"]:
+            if lang not in value:
+                self.error("policy", f"missing the {lang!r} text (the policy declares languages "
+                           f"{', '.join(self.data['languages'])})", path)
+        for lang, text in value.items():
+            if lang not in self.data["languages"]:
+                self.error("policy", f"text in {lang!r}, which 'languages' does not declare",
+                           (*path, lang))
+            for name in PLACEHOLDER.findall(text):
+                if name not in self.env and name not in ("amount", "customer_pays"):
+                    self.error("unknown_fact", f"placeholder {{{name}}} names no fact", (*path, lang))
+        return MappingProxyType(dict(value))
+
+    def rule(self, kind: str, index: int, spec: dict[str, Any]) -> Rule | None:
+        path: tuple[Any, ...] = ("kinds", kind, "rules", index)
+        when = self.expr((*path, "when"), "bool")
+        results = {k: self.expr((*path, k), w) for k, w in _RESULT_TYPES.items() if k in spec}
+        fees = tuple((f["name"], self.expr((*path, "fees", i, "value"), "money"))
+                     for i, f in enumerate(spec.get("fees", ())))
+        deadlines = tuple((d["name"], self.expr((*path, "deadlines", i, "date"), "date"))
+                          for i, d in enumerate(spec.get("deadlines", ())))
+        actions = tuple(Action(a["party"], self.text(a["text"], (*path, "actions", i, "text")))
+                        for i, a in enumerate(spec.get("actions", ())))
+        reason = self.text(spec["reason"], (*path, "reason"))
+        if when is None or None in results.values() or any(e is None for _, e in (*fees, *deadlines)):
+            return None
+        return Rule(
+            id=spec["id"], kind=kind, index=index, clause=spec["clause"], when=when,
+            outcome=spec["outcome"], reason=reason, location=self.doc.loc(path),
+            interpretation=spec.get("interpretation"), override=spec.get("override", False),
+            priority=spec.get("priority", 0), amount=results.get("amount"),
+            customer_pays=results.get("customer_pays"),
+            fees=fees, deadlines=deadlines, actions=actions)  # type: ignore[arg-type]
+
+    def kind(self, name: str, spec: dict[str, Any], seen_ids: dict[str, str]) -> Kind:
+        rules = []
+        for i, rspec in enumerate(spec["rules"]):
+            if rspec["id"] in seen_ids:
+                self.error("policy", f"rule id {rspec['id']!r} is already used in kind "
+                           f"{seen_ids[rspec['id']]!r}", ("kinds", name, "rules", i, "id"))
+            seen_ids[rspec["id"]] = name
+            rule = self.rule(name, i, rspec)
+            if rule:
+                rules.append(rule)
+        if spec["combine"] == "first_match" and any("priority" in r for r in spec["rules"]):
+            self.error("policy", "'priority' has no effect with combine: first_match",
+                       ("kinds", name, "combine"), "use combine: priority, or remove the priorities")
+        reason = self.text(spec["otherwise"]["reason"], ("kinds", name, "otherwise", "reason"))
+        return Kind(name, spec["title"], spec["combine"], spec["otherwise"]["outcome"], reason,
+                    tuple(rules))
+
+    def metadata(self) -> None:
+        if self.data["currency"] not in MINOR_UNITS:
+            self.error("schema", f"unknown currency {self.data['currency']!r}; known: "
+                       + ", ".join(sorted(MINOR_UNITS)), ("currency",))
+        for key in ("effective_from", "effective_until", ):
+            if key in self.data:
+                try:
+                    date.fromisoformat(self.data[key])
+                except ValueError as err:
+                    self.error("schema", f"{key}: {err}", (key,))
+        try:
+            from engine.calendar import Calendar
+            Calendar(self.data["country"], self.data["timezone"], self.data.get("subdivision"))
+        except Exception as err:  # noqa: BLE001 - holidays/zoneinfo raise assorted types
+            self.error("schema", f"bad country, subdivision or timezone: {err}", ("country",))
+
+    def source(self) -> str:
+        source_path = self.path.parent / self.data["source"]["file"]
+        try:
+            return source_path.read_text(encoding="utf-8")
+        except OSError as err:
+            self.error("file", f"cannot read the source text {source_path}: {err.strerror}",
+                       ("source", "file"))
+            return ""
+
+    def build(self) -> Policy:
+        self.metadata()
+        facts = {k: self.fact(k, v, ("facts", k)) for k, v in self.data["facts"].items()}
+        self.env.update({k: f.type for k, f in facts.items()})
+        derived = self.derived()
+        checks = tuple(Check(e, c["message"]) for i, c in enumerate(self.data.get("checks", ()))
+                       if (e := self.expr(("checks", i, "expr"), "bool")))
+        seen: dict[str, str] = {}
+        kinds = {k: self.kind(k, v, seen) for k, v in self.data["kinds"].items()}
+        source_text = self.source()
+        if self.problems:
+            raise PolicyError(self.problems)
+        digest = hashlib.sha256(self.doc.text.encode() + b"\0" + source_text.encode()).hexdigest()
+        until = self.data.get("effective_until")
+        return Policy(
+            vendor=self.data["vendor"], name=self.data["name"], version=self.data["version"],
+            effective_from=date.fromisoformat(self.data["effective_from"]),
+            effective_until=date.fromisoformat(until) if until else None,
+            currency=self.data["currency"], country=self.data["country"],
+            subdivision=self.data.get("subdivision"), timezone=self.data["timezone"],
+            languages=tuple(self.data["languages"]), rounding=self.data["rounding"],
+            file=str(self.path), source_file=self.data["source"]["file"], source_text=source_text,
+            digest=digest, facts=MappingProxyType(facts), derived=MappingProxyType(derived),
+            checks=checks, kinds=MappingProxyType(kinds))
+
+
+def _topological(deps: dict[str, set[str]], on_cycle: Any) -> list[str]:
+    """Order names so each comes after its dependencies; report each cycle once."""
+    order: list[str] = []
+    state: dict[str, int] = {}  # 1 = visiting, 2 = done
+
+    def visit(name: str, trail: list[str]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            on_cycle([*trail[trail.index(name):], name])
+            return
+        state[name] = 1
+        for dep in sorted(deps[name]):
+            visit(dep, [*trail, name])
+        state[name] = 2
+        order.append(name)
+
+    for name in deps:
+        visit(name, [])
+    return order
+
+
+def read_document(path: Path) -> tuple[Document | None, list[Diagnostic]]:
+    """Read and parse a YAML (or JSON) file into a located document."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        return None, [Diagnostic("file", f"cannot read {path}: {err}", SourceLocation(str(path)))]
+    return parse_yaml(text, str(path))
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Load, schema-check and type-check one policy file.
+
+    Raises:
+        PolicyError: with every diagnostic found, sorted by location.
+    """
+    path = Path(path)
+    doc, problems = read_document(path)
+    if doc is None or problems:
+        raise PolicyError(problems)
+    if not isinstance(doc.data, dict):
+        raise PolicyError([Diagnostic("schema", "a policy must be a mapping", doc.loc(()))])
+    problems = schemas.check(doc, "policy.schema.json")
+    if problems:
+        raise PolicyError(problems)
+    return _Builder(doc, path).build()

@@ -1,0 +1,1 @@
+"""Condition IR and the two matching back ends (generated Python, durable_rules)."""

@@ -1,0 +1,59 @@
+"""The default back end: one generated Python function per kind.
+
+The IR is turned into a single boolean expression per rule; a leaf tests
+that its field is present before comparing, so an absent fact never matches
+(the same semantics as durable_rules). Constants are hoisted into the
+function's namespace, never printed into the source.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from engine.expressions.codegen import Constants
+from engine.match import ir
+
+if TYPE_CHECKING:
+    from engine.compiler import CompiledPolicy
+
+
+def _leaf(cond: ir.Cond, consts: Constants) -> str:
+    if isinstance(cond, ir.All):
+        return "(" + " and ".join(_leaf(c, consts) for c in cond.items) + ")" if cond.items else "True"
+    if isinstance(cond, ir.Any):
+        return "(" + " or ".join(_leaf(c, consts) for c in cond.items) + ")" if cond.items else "False"
+    name = repr(cond.field)
+    if isinstance(cond, ir.Exists):
+        return f"({name} {'in' if cond.present else 'not in'} f)"
+    if isinstance(cond, ir.In):
+        values = consts.name(frozenset(cond.values))
+        return f"({name} in f and f[{name}] {'not in' if cond.negated else 'in'} {values})"
+    value = consts.name(cond.value) if not isinstance(cond.value, (bool, int, str)) else repr(cond.value)
+    return f"({name} in f and f[{name}] {cond.op} {value})"
+
+
+class PythonMatcher:
+    """Matches cases with generated Python; stateless, so safe to share across threads."""
+
+    name = "python"
+
+    def __init__(self, compiled: CompiledPolicy) -> None:
+        consts = Constants()
+        lines = []
+        for kind in compiled.kinds.values():
+            lines.append(f"def match_{kind.kind.name}(f):\n    m = []\n")
+            for rule in kind.rules:
+                lines.append(f"    if {_leaf(rule.cond, consts)}:\n        m.append({rule.rule.index})\n")
+            lines.append("    return m\n")
+        namespace: dict[str, Any] = {"__builtins__": {}, **consts.values}
+        exec(compile("".join(lines), f"<clause-match:{compiled.policy.vendor}>", "exec"),  # noqa: S102
+             namespace)
+        self._match = {k: namespace[f"match_{k}"] for k in compiled.kinds}
+
+    def match(self, kind: str, facts: dict[str, Any]) -> list[int]:
+        """Indices (file order) of the kind's rules whose condition is true."""
+        result: list[int] = self._match[kind](facts)
+        return result
+
+    def close(self) -> None:
+        """Nothing to release (present for symmetry with the Rete back end)."""

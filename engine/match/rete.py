@@ -1,0 +1,241 @@
+"""The Rete back end on durable_rules' C core — the only module that imports it.
+
+Hardened against every pitfall measured in DESIGN.md §4:
+
+1. every rule carries ``{"$nex": {"$s": 1}}`` so the auto-asserted state fact
+   never matches;
+2. one internal rule fires on every case, so ``delete_state`` always follows
+   an action;
+3. one sid per ruleset instance, always deleted after the case (no sid
+   exhaustion, no poisoned sids);
+4. fields are projected onto short names checked collision-free under the
+   32-bit FNV-1a hash the core uses;
+5. facts reach the core already coerced to their declared types;
+6. decimals, money, dates, datetimes and durations travel as integers
+   (see :func:`_scaled`), never as floats or exponents;
+7. wide membership lists never reach the core (the IR lowers them), and rule
+   and field counts are checked at compile time;
+8. the generated ruleset is checked before it is handed over, and the core's
+   bare error numbers are wrapped with the policy and kind;
+9. calls hold the GIL anyway, so each ruleset is guarded by its own lock.
+
+The Host layer (``durable.lang``/``durable.engine``) is never used.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import uuid
+import weakref
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Callable
+
+from engine.errors import Diagnostic, MatcherUnavailable, PolicyError
+from engine.match import ir
+
+if TYPE_CHECKING:
+    from engine.compiler import CompiledPolicy, CompiledKind
+    from engine.expressions.types import Type
+
+MAX_RULES = 400
+MAX_FIELDS = 200
+MAX_SAFE = 2**52
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_OPS = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte", "!=": "$neq"}
+_RESERVED = ("sid", "id", "$s", "k")
+
+
+def load_core() -> Any:
+    """Import the C core, or explain why it cannot run here."""
+    try:
+        import durable_rules_engine  # noqa: PLC0415 - optional, imported on demand
+    except ImportError as err:
+        import sys  # noqa: PLC0415
+        raise MatcherUnavailable([Diagnostic(
+            "matcher_unavailable",
+            f"the rete matcher needs durable-rules' C module, which does not import on "
+            f"Python {sys.version_info.major}.{sys.version_info.minor}: {err}",
+            hint="use the default matcher (--matcher python), or Python 3.11/3.12 with "
+                 "durable-rules installed (it builds from source with gcc)")]) from err
+    return durable_rules_engine
+
+
+def fnv1a_32(text: str) -> int:
+    h = 0x811C9DC5
+    for byte in text.encode():
+        h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return h
+
+
+def _field_names(fields: list[str]) -> dict[str, str]:
+    """Short projected names, distinct from each other and reserved names under FNV-1a."""
+    taken = {fnv1a_32(r) for r in _RESERVED}
+    out: dict[str, str] = {}
+    n = 0
+    for name in fields:
+        while fnv1a_32(f"f{n}") in taken:
+            n += 1
+        out[name] = f"f{n}"
+        taken.add(fnv1a_32(f"f{n}"))
+        n += 1
+    return out
+
+
+def _scaled(value: Any, scale: int) -> int:
+    """Exact order-preserving integer for a number: 2·v·10^s, or odd if v has more places.
+
+    Constants have at most ``scale`` places, so they map to even integers; a
+    case value between two of them maps to the odd integer between, which
+    keeps every <, =, > against the constants exact.
+    """
+    n = Decimal(value).scaleb(scale)
+    floor = math.floor(n)
+    out = 2 * floor + (0 if n == floor else 1)
+    return max(-MAX_SAFE, min(MAX_SAFE, out))
+
+
+def _projector(typ: Type, scale: int) -> Callable[[Any], Any]:
+    kind = typ.kind
+    if kind == "bool":
+        return lambda v: 1 if v else 0
+    if kind in ("integer", "decimal", "money"):
+        return lambda v: _scaled(v, scale)
+    if kind == "date":
+        return lambda v: v.toordinal()
+    if kind == "datetime":
+        return lambda v: _scaled(Decimal((v - _EPOCH) // timedelta(microseconds=1)), scale - 6)
+    if kind == "duration":
+        return lambda v: _scaled(Decimal(v // timedelta(microseconds=1)), scale - 6)
+    return str
+
+
+def _constant_scale(values: list[Any]) -> int:
+    places = 0
+    for v in values:
+        if isinstance(v, Decimal):
+            places = max(places, -min(v.as_tuple().exponent, 0))  # type: ignore[operator]
+    return places
+
+
+class _KindRuleset:
+    """One durable_rules ruleset for one kind, with its projection."""
+
+    def __init__(self, core: Any, compiled: CompiledPolicy, kind: CompiledKind) -> None:
+        self.core = core
+        self.lock = threading.Lock()
+        leaves = [leaf for r in kind.rules for leaf in ir.leaves(r.cond)]
+        fields = sorted({leaf.field for leaf in leaves})
+        if len(kind.rules) > MAX_RULES or len(fields) > MAX_FIELDS:
+            raise PolicyError([Diagnostic(
+                "limit", f"kind {kind.kind.name!r} has {len(kind.rules)} rules and {len(fields)} "
+                f"fields; the rete matcher takes at most {MAX_RULES} and {MAX_FIELDS}",
+                kind.kind.rules[0].location)])
+        self.names = _field_names(fields)
+        self.projections: list[tuple[str, str, Callable[[Any], Any]]] = []
+        for name in fields:
+            consts = [v for leaf in leaves if leaf.field == name
+                      for v in (leaf.values if isinstance(leaf, ir.In) else
+                                (leaf.value,) if isinstance(leaf, ir.Cmp) else ())]
+            project = _projector(compiled.field_types[name], _constant_scale(consts))
+            self.projections.append((name, self.names[name], project))
+        self.project_const = {name: p for name, _, p in self.projections}
+        self.rule_ids = {f"r{r.rule.index}": r.rule.index for r in kind.rules}
+        definition = {f"r{r.rule.index}": {"all": [{"m": {"$and": [
+            {"$nex": {"$s": 1}}, self.condition(r.cond)]}}]} for r in kind.rules}
+        definition["guard"] = {"all": [{"m": {"$and": [{"$nex": {"$s": 1}}, {"k": 1}]}}]}
+        text = json.dumps(definition, ensure_ascii=False)
+        _check_numbers(definition)
+        self.name = f"clause-{compiled.policy.vendor}-{kind.kind.name}-{uuid.uuid4().hex}"
+        try:
+            self.handle = core.create_ruleset(self.name, text)
+        except Exception as err:  # noqa: BLE001 - the core raises bare error numbers
+            raise PolicyError([Diagnostic(
+                "limit", f"durable_rules refused the ruleset for kind {kind.kind.name!r}: {err}",
+                kind.kind.rules[0].location)]) from err
+
+    def condition(self, cond: ir.Cond) -> dict[str, Any]:
+        if isinstance(cond, (ir.All, ir.Any)):
+            if not cond.items:  # constant true / false
+                return {"k": 1} if isinstance(cond, ir.All) else {"k": 2}
+            parts = [self.condition(c) for c in cond.items]
+            if len(parts) == 1:
+                return parts[0]
+            return {"$and" if isinstance(cond, ir.All) else "$or": parts}
+        field = self.names[cond.field]
+        if isinstance(cond, ir.Exists):
+            return {"$ex" if cond.present else "$nex": {field: 1}}
+        project = self.project_const[cond.field]
+        if isinstance(cond, ir.In):
+            values = [project(v) for v in cond.values]
+            if cond.negated:
+                return {"$and": [{"$neq": {field: v}} for v in values]}
+            return {"$or": [{field: v} for v in values]} if len(values) > 1 else {field: values[0]}
+        value = project(cond.value)
+        return {field: value} if cond.op == "==" else {_OPS[cond.op]: {field: value}}
+
+    def match(self, facts: dict[str, Any]) -> list[int]:
+        fact: dict[str, Any] = {"sid": "0", "k": 1}
+        for name, short, project in self.projections:
+            if name in facts:
+                fact[short] = project(facts[name])
+        text = json.dumps(fact, ensure_ascii=False)
+        fired: list[int] = []
+        with self.lock:
+            _code, state = self.core.assert_fact(self.handle, text)
+            try:
+                result = self.core.start_action_for_state(self.handle, state)
+                message = result[1] if result else None
+                while message:
+                    rule = message[2:message.index('"', 2)]
+                    if rule in self.rule_ids:
+                        fired.append(self.rule_ids[rule])
+                    message = self.core.complete_and_start_action(self.handle, state)
+            finally:
+                self.core.delete_state(self.handle, "0")
+        fired.sort()
+        return fired
+
+
+def _check_numbers(node: Any) -> None:
+    """Everything numeric must be an int the core's parser reads exactly."""
+    if isinstance(node, dict):
+        for v in node.values():
+            _check_numbers(v)
+    elif isinstance(node, list):
+        for v in node:
+            _check_numbers(v)
+    elif isinstance(node, (float, Decimal)) or (isinstance(node, int) and abs(node) > MAX_SAFE):
+        raise PolicyError([Diagnostic("limit", f"value {node!r} cannot be sent to durable_rules")])
+
+
+def _delete(core: Any, handles: list[Any]) -> None:
+    for handle in handles:
+        core.delete_ruleset(handle)
+
+
+class ReteMatcher:
+    """Matches cases on durable_rules' C core, one ruleset per kind."""
+
+    name = "rete"
+
+    def __init__(self, compiled: CompiledPolicy) -> None:
+        core = load_core()
+        self._kinds: dict[str, _KindRuleset] = {}
+        handles: list[Any] = []
+        self._finalizer = weakref.finalize(self, _delete, core, handles)
+        for name, kind in compiled.kinds.items():
+            ruleset = _KindRuleset(core, compiled, kind)
+            self._kinds[name] = ruleset
+            handles.append(ruleset.handle)
+
+    def match(self, kind: str, facts: dict[str, Any]) -> list[int]:
+        """Indices (file order) of the kind's rules whose condition is true."""
+        return self._kinds[kind].match(facts)
+
+    def close(self) -> None:
+        """Delete the rulesets now rather than at garbage collection."""
+        self._finalizer()
+

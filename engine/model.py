@@ -1,0 +1,224 @@
+"""Immutable data passed between the pipeline stages: policies and decisions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Mapping
+
+from engine.money import format_amount
+
+if TYPE_CHECKING:
+    from engine.expressions.checker import Checked
+    from engine.expressions.types import Type
+    from engine.location import SourceLocation
+
+EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class FactDecl:
+    """A fact the policy reads from cases (or a field of a list fact's records)."""
+
+    name: str
+    type: Type
+    meaning: str
+    location: SourceLocation
+    minimum: Decimal | None = None
+    maximum: Decimal | None = None
+    fields: Mapping[str, FactDecl] = field(default_factory=lambda: EMPTY)
+    example: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Expr:
+    """A checked expression with the place it was written."""
+
+    text: str
+    location: SourceLocation
+    checked: Checked
+    path: str
+
+    @property
+    def type(self) -> Type:
+        return self.checked.type
+
+    @property
+    def reads(self) -> frozenset[str]:
+        return frozenset(self.checked.reads)
+
+
+@dataclass(frozen=True, slots=True)
+class Derived:
+    name: str
+    expr: Expr
+    meaning: str
+    interpretation: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    expr: Expr
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    party: str
+    text: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One rule: the clause it encodes, when it applies and what it decides."""
+
+    id: str
+    kind: str
+    index: int
+    clause: str
+    when: Expr
+    outcome: str
+    reason: Mapping[str, str]
+    location: SourceLocation
+    interpretation: str | None = None
+    override: bool = False
+    priority: int = 0
+    amount: Expr | None = None
+    customer_pays: Expr | None = None
+    fees: tuple[tuple[str, Expr], ...] = ()
+    deadlines: tuple[tuple[str, Expr], ...] = ()
+    actions: tuple[Action, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """One kind of decision of a vendor and how its rules combine."""
+
+    name: str
+    title: str
+    combine: str
+    otherwise_outcome: str
+    otherwise_reason: Mapping[str, str]
+    rules: tuple[Rule, ...]
+
+    def ranked(self) -> tuple[Rule, ...]:
+        """Rules in decision order: overrides first, then priority or file order."""
+        if self.combine == "priority":
+            return tuple(sorted(self.rules, key=lambda r: (not r.override, -r.priority, r.index)))
+        return tuple(sorted(self.rules, key=lambda r: (not r.override, r.index)))
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """One version of one vendor's terms, loaded and checked."""
+
+    vendor: str
+    name: str
+    version: str
+    effective_from: date
+    effective_until: date | None
+    currency: str
+    country: str
+    subdivision: str | None
+    timezone: str
+    languages: tuple[str, ...]
+    rounding: str
+    file: str
+    source_file: str
+    source_text: str
+    digest: str
+    facts: Mapping[str, FactDecl]
+    derived: Mapping[str, Derived]
+    checks: tuple[Check, ...]
+    kinds: Mapping[str, Kind]
+
+
+# --- decisions --------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    value: Decimal
+    currency: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"value": format_amount(self.value, self.currency), "currency": self.currency}
+
+    def __str__(self) -> str:
+        return f"{format_amount(self.value, self.currency)} {self.currency}"
+
+
+@dataclass(frozen=True, slots=True)
+class Fee:
+    name: str
+    amount: Money
+    rule: str
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    name: str
+    date: date
+    rule: str
+
+
+@dataclass(frozen=True, slots=True)
+class ActionItem:
+    party: str
+    text: str
+    rule: str
+
+
+@dataclass(frozen=True, slots=True)
+class MissingFact:
+    fact: str
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    rule: str
+    clause: str | None
+    source: str | None
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the vendor owes the customer for one case, and why (DESIGN.md §2)."""
+
+    case_id: str | None
+    vendor: str
+    kind: str
+    as_of: date
+    outcome: str
+    amount: Money | None
+    customer_pays: Money | None
+    fees: tuple[Fee, ...]
+    deadlines: tuple[Deadline, ...]
+    actions: tuple[ActionItem, ...]
+    missing_facts: tuple[MissingFact, ...]
+    reasons: tuple[Reason, ...]
+    policy: Mapping[str, str]
+    matched: tuple[str, ...] = field(default=(), compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stable JSON form of ``schemas/decision.schema.json``."""
+        return {
+            "case_id": self.case_id,
+            "vendor": self.vendor,
+            "kind": self.kind,
+            "as_of": self.as_of.isoformat(),
+            "outcome": self.outcome,
+            "amount": self.amount.to_dict() if self.amount else None,
+            "customer_pays": self.customer_pays.to_dict() if self.customer_pays else None,
+            "fees": [{"name": f.name, **f.amount.to_dict(), "rule": f.rule} for f in self.fees],
+            "deadlines": [{"name": d.name, "date": d.date.isoformat(), "rule": d.rule}
+                          for d in self.deadlines],
+            "actions": [{"party": a.party, "text": a.text, "rule": a.rule} for a in self.actions],
+            "missing_facts": [{"fact": m.fact, "why": m.why} for m in self.missing_facts],
+            "reasons": [{"rule": r.rule, "clause": r.clause, "source": r.source, "text": r.text}
+                        for r in self.reasons],
+            "policy": dict(self.policy),
+        }

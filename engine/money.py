@@ -1,0 +1,49 @@
+"""Money: Decimal amounts in a policy's currency, rounded explicitly.
+
+Amounts are ``decimal.Decimal`` from input to output. Arithmetic runs in
+:data:`CONTEXT` (34 significant digits, traps on invalid operations and
+division by zero) so no result depends on the caller's thread context.
+Results are rounded once, at the end, to the currency's minor unit with the
+rounding mode the policy declares; policies may also round explicitly with
+``round()``.
+"""
+
+from __future__ import annotations
+
+import decimal
+from decimal import Decimal
+
+CONTEXT = decimal.Context(
+    prec=34, rounding=decimal.ROUND_HALF_EVEN,
+    traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow])
+
+ROUNDING_MODES = {
+    "half_up": decimal.ROUND_HALF_UP,
+    "half_even": decimal.ROUND_HALF_EVEN,
+    "half_down": decimal.ROUND_HALF_DOWN,
+    "up": decimal.ROUND_UP,
+    "down": decimal.ROUND_DOWN,
+    "ceiling": decimal.ROUND_CEILING,
+    "floor": decimal.ROUND_FLOOR,
+}
+
+# ISO 4217 minor units of the currencies our vendors use (and common others).
+MINOR_UNITS = {
+    "USD": 2, "EUR": 2, "CRC": 2, "IDR": 2, "GBP": 2, "CAD": 2, "MXN": 2,
+    "BRL": 2, "CHF": 2, "AUD": 2, "JPY": 0, "KRW": 0, "CLP": 0, "KWD": 3, "BHD": 3,
+}
+
+
+def quantum(currency: str) -> Decimal:
+    """The smallest amount of ``currency`` (Decimal('0.01') for USD)."""
+    return Decimal(1).scaleb(-MINOR_UNITS[currency])
+
+
+def round_to(value: Decimal, exponent: Decimal, mode: str) -> Decimal:
+    """Round ``value`` to the places of ``exponent`` with the named mode."""
+    return value.quantize(exponent, rounding=ROUNDING_MODES[mode], context=CONTEXT)
+
+
+def format_amount(value: Decimal, currency: str) -> str:
+    """Plain decimal string with exactly the currency's minor-unit places."""
+    return f"{value.quantize(quantum(currency), context=CONTEXT):f}"
