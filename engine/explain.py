@@ -34,11 +34,11 @@ class Step:
 
 def _values(cond: ir.Cond, facts: dict[str, Any], compiled: CompiledPolicy) -> str:
     """The values a failing condition compared, e.g. ``days_in_service = 12``."""
-    names: list[str] = []
+    read: list[str] = []
     for leaf in ir.leaves(cond):
         syn = compiled.synthetics.get(leaf.field)
-        names.extend(sorted(names(syn.node)) if syn else [leaf.field])
-    shown = [f"{n} = {_show(facts[n])}" for n in dict.fromkeys(names)
+        read.extend(sorted(names(syn.node)) if syn else [leaf.field])
+    shown = [f"{n} = {_show(facts[n])}" for n in dict.fromkeys(read)
              if n in facts and not isinstance(facts[n], list)]
     return "; ".join(shown)
 
