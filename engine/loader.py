@@ -95,6 +95,8 @@ class _Builder:
         try:
             checked = check(syntax.parse(text), self.env)
         except ExprError as err:
+            if err.code == "cascade":
+                return None  # the real error was reported where the name is defined
             loc = expression_location(self.doc, path, err.start)
             self.problems.append(Diagnostic(err.code, err.message, loc, json_path(path), err.hint))
             return None
@@ -124,9 +126,11 @@ class _Builder:
                            ("derived", name))
                 continue
             expr = self.expr(("derived", name, "expr"))
-            if expr is not None:
-                self.env[name] = expr.type
-                out[name] = Derived(name, expr, spec["meaning"], spec.get("interpretation"))
+            if expr is None:
+                self.env[name] = t.Type("error")  # silences errors that only repeat this one
+                continue
+            self.env[name] = expr.type
+            out[name] = Derived(name, expr, spec["meaning"], spec.get("interpretation"))
         return out
 
     # --- rules -------------------------------------------------------------------

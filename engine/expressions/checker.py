@@ -58,6 +58,8 @@ class _Checker:
             if node.name in scope:
                 return scope[node.name]
         if node.name in self.env:
+            if self.env[node.name].kind == "error":  # already reported where it is defined
+                raise ExprError("cascade", f"{node.name} has an error", node.start)
             self.out.reads.add(node.name)
             return self.env[node.name]
         known = [*self.env, *(k for sc in self.scopes for k in sc)]

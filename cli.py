@@ -1,0 +1,279 @@
+"""The ``clause`` command line: flags -> engine call -> render -> exit code.
+
+Exit codes: 0 the command did its job (a ``deny`` or ``needs_info`` decision
+is a job done); 1 invalid input (policy or case), with diagnostics; 2 usage
+error (click's default).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from engine import CaseError, EngineError, Engine
+from engine._resources import default_policies_dir
+from engine._yaml import parse_yaml
+from engine.case import Case
+from engine.compiler import compile_policy
+from engine.engine import MATCHERS, policy_files
+from engine.errors import Diagnostic, PolicyError
+from engine.explain import render_text
+from engine.factschema import facts_schema, kind_facts, template
+from engine.loader import load_policy
+
+FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+                      show_default=True, help="text for people, json for programs (stable).")
+POLICIES = click.option("--policies", "policies", type=click.Path(path_type=Path), default=None,
+                        help="Policy directory [default: $CLAUSE_POLICIES or the bundled policies].")
+MATCHER = click.option("--matcher", type=click.Choice(MATCHERS), default="python", show_default=True,
+                       help="Matching back end: generated Python, or Rete on durable_rules.")
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _source_lines(file: str, cache: dict[str, list[str] | None]) -> list[str] | None:
+    if file not in cache:
+        try:
+            cache[file] = Path(file).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError):
+            cache[file] = None
+    return cache[file]
+
+
+def report(diagnostics: tuple[Diagnostic, ...] | list[Diagnostic], fmt: str,
+           texts: dict[str, list[str] | None] | None = None) -> None:
+    """Print diagnostics: text to stderr with source line and caret, or JSON to stdout."""
+    if fmt == "json":
+        _echo_json({"ok": False, "diagnostics": [d.to_dict() for d in diagnostics]})
+        return
+    cache: dict[str, list[str] | None] = dict(texts or {})
+    for d in diagnostics:
+        lines = _source_lines(d.location.file, cache) if d.location and d.location.line else None
+        click.echo(d.render(lines), err=True)
+    click.echo(f"{len(diagnostics)} problem(s)", err=True)
+
+
+def fail(err: EngineError, fmt: str, texts: dict[str, list[str] | None] | None = None) -> NoReturn:
+    report(err.diagnostics, fmt, texts)
+    sys.exit(1)
+
+
+def load_engine(policies: Path | None, matcher: str, fmt: str) -> Engine:
+    try:
+        return Engine.load(policies or default_policies_dir(), matcher=matcher)
+    except EngineError as err:
+        fail(err, fmt)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="clause-engine")
+def main() -> None:
+    """Clause: decide what a vendor owes a customer, and why, from the vendor's terms."""
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@FORMAT
+@POLICIES
+@MATCHER
+def validate(paths: tuple[Path, ...], fmt: str, policies: Path | None, matcher: str) -> None:
+    """Check policy files (default: every policy under --policies).
+
+    Reports YAML and schema errors, unknown facts and type errors in
+    expressions, each at FILE:LINE:COL. Exits 1 when any is found.
+    """
+    roots = list(paths) or [policies or default_policies_dir()]
+    files = [f for root in roots for f in (policy_files(root) if root.exists() else [root])]
+    problems: list[Diagnostic] = []
+    checked = []
+    if not files:
+        problems.append(Diagnostic("file", f"no policy files (policy*.yaml) under {', '.join(map(str, roots))}"))
+    for file in files:
+        try:
+            compiled = compile_policy(load_policy(file))
+            if matcher == "rete":
+                from engine.match.rete import ReteMatcher  # noqa: PLC0415
+                ReteMatcher(compiled).close()
+            p = compiled.policy
+            checked.append({"file": str(file), "vendor": p.vendor, "version": p.version,
+                            "kinds": list(p.kinds), "rules": sum(len(k.rules) for k in p.kinds.values()),
+                            "digest": p.digest})
+        except EngineError as err:
+            problems.extend(err.diagnostics)
+    if problems:
+        fail(PolicyError(problems), fmt)
+    if fmt == "json":
+        _echo_json({"ok": True, "policies": checked, "diagnostics": []})
+        return
+    for c in checked:
+        click.echo(f"{c['file']}: ok ({c['vendor']} {c['version']}: {len(c['kinds'])} kinds, "
+                   f"{c['rules']} rules)")
+
+
+def read_case(source: str, fmt: str) -> tuple[Case, dict[str, list[str] | None]]:
+    """Read a case file (YAML or JSON; '-' for stdin)."""
+    name = "<stdin>" if source == "-" else source
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        fail(CaseError([Diagnostic("file", f"cannot read case {source}: {err}")]), fmt)
+    doc, problems = parse_yaml(text, name)
+    texts = {name: text.splitlines()}
+    if doc is None or problems:
+        fail(CaseError(problems), fmt, texts)
+    try:
+        return Case.from_mapping(doc.data, doc), texts
+    except CaseError as err:
+        fail(err, fmt, texts)
+
+
+def render_decision(d: dict[str, Any]) -> str:
+    """The decision for people."""
+    head = f"{d['case_id'] + '  ' if d['case_id'] else ''}{d['vendor']}/{d['kind']}  as of {d['as_of']}"
+    lines = [head, f"Outcome: {d['outcome']}"]
+    money = lambda m: f"{m['value']} {m['currency']}"  # noqa: E731
+    if d["amount"]:
+        lines.append(f"Amount: {money(d['amount'])}")
+    if d["customer_pays"]:
+        lines.append(f"Customer pays: {money(d['customer_pays'])}")
+    sections = [
+        ("Fees", [f"{f['name']}: {f['value']} {f['currency']}  ({f['rule']})" for f in d["fees"]]),
+        ("Deadlines", [f"{x['name']}: {x['date']}  ({x['rule']})" for x in d["deadlines"]]),
+        ("Actions", [f"{a['party']}: {a['text']}" for a in d["actions"]]),
+        ("Missing facts", [f"{m['fact']}: {m['why']}" for m in d["missing_facts"]]),
+    ]
+    for title, items in sections:
+        if items:
+            lines.append(f"{title}:")
+            lines.extend(f"  {i}" for i in items)
+    lines.append("Reasons:")
+    for r in d["reasons"]:
+        lines.append(f"  [{r['rule']}] {r['text']}")
+        if r["clause"]:
+            lines.append(f"    clause ({r['source']}): \"{r['clause']}\"")
+    p = d["policy"]
+    lines.append(f"Policy: {p['vendor']} {p['version']} (effective {p['effective_from']}, "
+                 f"sha256 {p['digest'][:12]})")
+    return "\n".join(lines)
+
+
+@main.command()
+@click.argument("case", metavar="CASE|-")
+@click.option("--lang", default="en", show_default=True, help="Language of reasons and actions (en, es, ...).")
+@click.option("--explain", is_flag=True, help="Also show why each rule of the kind did or did not decide.")
+@FORMAT
+@POLICIES
+@MATCHER
+def decide(case: str, lang: str, explain: bool, fmt: str, policies: Path | None, matcher: str) -> None:
+    """Decide one case file (YAML or JSON; '-' reads stdin)."""
+    parsed, texts = read_case(case, fmt)
+    engine = load_engine(policies, matcher, fmt)
+    try:
+        decision, steps = engine.explain(parsed, lang=lang) if explain else (engine.decide(parsed, lang=lang), None)
+    except EngineError as err:
+        fail(err, fmt, texts)
+    finally:
+        engine.close()
+    data = decision.to_dict()
+    if fmt == "json":
+        if steps is not None:
+            data["explanation"] = [s.to_dict() for s in steps]
+        _echo_json(data)
+        return
+    click.echo(render_decision(data))
+    if steps is not None:
+        click.echo(render_text(steps))
+
+
+@main.command()
+@click.argument("vendor")
+@click.argument("kind", required=False)
+@click.option("--template", "as_template", is_flag=True, help="Print a blank case to fill in.")
+@click.option("--schema", "as_schema", is_flag=True, help="Print the JSON Schema of the vendor's facts.")
+@FORMAT
+@POLICIES
+def facts(vendor: str, kind: str | None, as_template: bool, as_schema: bool, fmt: str,
+          policies: Path | None) -> None:
+    """List the facts a vendor's policy (or one KIND of it) reads."""
+    engine = load_engine(policies, "python", fmt)
+    try:
+        compiled = engine.compiled(vendor, _latest(engine, vendor, fmt))
+    except EngineError as err:
+        fail(err, fmt)
+    policy = compiled.policy
+    if kind is not None and kind not in policy.kinds:
+        fail(CaseError([Diagnostic("case", f"unknown kind {kind!r} for {vendor}; kinds: "
+                                   + ", ".join(policy.kinds))]), fmt)
+    if as_schema:
+        _echo_json(facts_schema(policy))
+        return
+    names = kind_facts(compiled, kind) if kind else list(policy.facts)
+    if as_template:
+        blank = template(policy, kind or next(iter(policy.kinds)), names)
+        if fmt == "json":
+            _echo_json(blank)
+        else:
+            click.echo(_yaml_template(blank, policy))
+        return
+    if fmt == "json":
+        _echo_json({"vendor": vendor, "version": policy.version, "kind": kind,
+                    "facts": [_fact_json(n, policy.facts[n]) for n in names]})
+        return
+    click.echo(f"{policy.name} ({vendor} {policy.version}); money in {policy.currency}")
+    for n in names:
+        decl = policy.facts[n]
+        click.echo(f"  {n}: {_type_label(decl)}")
+        click.echo(f"      {decl.meaning}")
+
+
+def _latest(engine: Engine, vendor: str, fmt: str) -> Any:
+    versions = engine.vendors.get(vendor)
+    if not versions:
+        fail(CaseError([Diagnostic("case", f"unknown vendor {vendor!r}; known: "
+                                   + ", ".join(sorted(engine.vendors)))]), fmt)
+    return versions[-1].effective_from
+
+
+def _type_label(decl: Any) -> str:
+    t = decl.type
+    if t.kind == "enum":
+        return "enum: " + " | ".join(t.values)
+    if t.kind == "list":
+        return "list of {" + ", ".join(f"{k}: {_type_label(f)}" for k, f in decl.fields.items()) + "}"
+    return t.kind
+
+
+def _fact_json(name: str, decl: Any) -> dict[str, Any]:
+    out = {"name": name, "type": decl.type.kind, "meaning": decl.meaning}
+    if decl.type.kind == "enum":
+        out["values"] = list(decl.type.values)
+    if decl.type.kind == "list":
+        out["fields"] = [_fact_json(k, f) for k, f in decl.fields.items()]
+    return out
+
+
+def _yaml_template(blank: dict[str, Any], policy: Any) -> str:
+    lines = [f"# A blank {policy.vendor} case: fill in the facts you know, delete the others.",
+             "id: ", f"vendor: {blank['vendor']}", f"kind: {blank['kind']}",
+             "as_of:            # YYYY-MM-DD; empty = today", "facts:"]
+    for name, value in blank["facts"].items():
+        decl = policy.facts[name]
+        lines.append(f"  # {decl.meaning} ({_type_label(decl)})")
+        if isinstance(value, list):
+            lines.append(f"  {name}:")
+            for field_name in value[0]:
+                lines.append(f"    - {field_name}: " if field_name == next(iter(value[0]))
+                             else f"      {field_name}: ")
+        else:
+            lines.append(f"  {name}: ")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
