@@ -89,6 +89,8 @@ def _index(doc: Document, node: yaml.Node, path: Path, problems: list[Diagnostic
         seen: set[str] = set()
         for key_node, value_node in node.value:
             key = str(key_node.value)
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # merged keys may be overridden; that is what merging is for
             if key in seen:
                 problems.append(Diagnostic(
                     "yaml_duplicate", f"duplicate key {key!r}: each key may appear once",
@@ -110,8 +112,13 @@ def json_path(path: Path) -> str:
 def parse_yaml(text: str, file: str) -> tuple[Document | None, list[Diagnostic]]:
     """Parse one YAML document; return it with its diagnostics (never raise)."""
     loader = _Loader(text)
+    doc = Document(None, file, text)
+    problems: list[Diagnostic] = []
     try:
         node = loader.get_single_node()
+        if node is not None:
+            # Index before constructing: construction flattens merge keys (<<) in place.
+            _index(doc, node, (), problems)
         data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
@@ -122,10 +129,7 @@ def parse_yaml(text: str, file: str) -> tuple[Document | None, list[Diagnostic]]
         return None, [Diagnostic("yaml_syntax", f"invalid YAML: {err}", SourceLocation(file))]
     finally:
         loader.dispose()
-    doc = Document(data, file, text)
-    problems: list[Diagnostic] = []
-    if node is not None:
-        _index(doc, node, (), problems)
+    doc.data = data
     return doc, problems
 
 

@@ -36,6 +36,7 @@ Fn = Callable[..., Any]
 class CompiledRule:
     rule: Rule
     cond: ir.Cond
+    derive: Fn                               # fields only this rule's results need
     amount: Fn | None
     customer_pays: Fn | None
     fees: tuple[tuple[str, Fn, Expr], ...]
@@ -56,7 +57,7 @@ class CompiledPolicy:
     policy: Policy
     calendar: Calendar
     kinds: Mapping[str, CompiledKind]
-    checks: tuple[tuple[Fn, str, Expr], ...]
+    checks: tuple[tuple[Fn, Fn, str, Expr], ...]  # (derive, test, message, expr)
     synthetics: Mapping[str, ir.Synthetic]
     depends: Mapping[str, frozenset[str]]    # field -> declared facts it needs
     field_types: Mapping[str, Any]           # field -> Type, for back ends
@@ -97,6 +98,7 @@ class _Module:
 
         self.namespace: dict[str, Any] = {
             "__builtins__": {}, **RUNTIME, "_cal": calendar, "_EvalFailure": EvalFailure,
+            "KeyError": KeyError,
             "_fail": fail,
             "_round_money": lambda v: money.round_to(Decimal(v), quantum, rounding),
             "_round_decimal": lambda v, places=0: money.round_to(
@@ -151,23 +153,34 @@ def compile_policy(policy: Policy) -> CompiledPolicy:
     depends = _dependencies(policy, lowering)
     derived_src = {n: generate(d.expr.checked, module.consts) for n, d in policy.derived.items()}
     synth_src = {n: generate(check(s.node, env), module.consts) for n, s in lowering.synthetics.items()}
+    known = set(env)
+    reads = {**{n: set(d.expr.reads) for n, d in policy.derived.items()},
+             **{n: names(syn.node) & known for n, syn in lowering.synthetics.items()}}
+
+    def derive(fields: set[str]) -> str:
+        order = [n for n in (*policy.derived, *lowering.synthetics) if n in fields]
+        return module.derive([(n, derived_src.get(n) or synth_src[n]) for n in order])
+
     pending: dict[str, Any] = {}
     for name, kind in policy.kinds.items():
-        used = _used_fields(kind, conds, policy)
-        order = [n for n in policy.derived if n in used] + [n for n in lowering.synthetics if n in used]
-        steps = [(n, derived_src.get(n) or synth_src[n]) for n in order]
-        pending[name] = (module.derive(steps), [
-            (r, conds[(name, r.index)], _expr_fn(module, r.amount), _expr_fn(module, r.customer_pays),
+        # Conditions need their fields for every case; a rule's results are
+        # derived only when that rule decides (so an unused amount never fails).
+        cond_fields = _closure({leaf.field for r in kind.rules
+                                for leaf in ir.leaves(conds[(name, r.index)])}, reads)
+        pending[name] = (derive(cond_fields), [
+            (r, conds[(name, r.index)], derive(_closure(_result_reads(r), reads) - cond_fields),
+             _expr_fn(module, r.amount), _expr_fn(module, r.customer_pays),
              [(n, _expr_fn(module, e), e) for n, e in r.fees],
              [(n, _expr_fn(module, e), e) for n, e in r.deadlines]) for r in kind.rules])
-    checks = [(_expr_fn(module, c.expr), c.message, c.expr) for c in policy.checks]
+    checks = [(derive(_closure(set(c.expr.reads), reads)), _expr_fn(module, c.expr), c.message, c.expr)
+              for c in policy.checks]
     ns = module.build(f"<clause:{policy.vendor}:{policy.version}>")
     kinds = {name: _compiled_kind(policy.kinds[name], ns, derive, rules, depends)
              for name, (derive, rules) in pending.items()}
     field_types = {**env, **{n: check(s.node, env).type for n, s in lowering.synthetics.items()}}
     return CompiledPolicy(
         policy=policy, calendar=calendar, kinds=MappingProxyType(kinds),
-        checks=tuple((ns[fn], msg, e) for fn, msg, e in checks if fn),
+        checks=tuple((ns[d], ns[fn], msg, e) for d, fn, msg, e in checks if fn),
         synthetics=MappingProxyType(lowering.synthetics), depends=MappingProxyType(depends),
         field_types=MappingProxyType(field_types))
 
@@ -178,32 +191,34 @@ def _compiled_kind(kind: Kind, ns: dict[str, Any], derive: str, rules: list[Any]
         return ns[name] if name else None
 
     compiled = tuple(CompiledRule(
-        rule=r, cond=cond, amount=fn(a), customer_pays=fn(c),
+        rule=r, cond=cond, derive=ns[rderive], amount=fn(a), customer_pays=fn(c),
         fees=tuple((n, ns[f], e) for n, f, e in fees),
         deadlines=tuple((n, ns[f], e) for n, f, e in deadlines))
-        for r, cond, a, c, fees, deadlines in rules)
+        for r, cond, rderive, a, c, fees, deadlines in rules)
     by_id = {c.rule.id: c for c in compiled}
     facts = frozenset(f for c in compiled for leaf in ir.leaves(c.cond)
                       for f in depends.get(leaf.field, {leaf.field}))
     return CompiledKind(kind, compiled, tuple(by_id[r.id] for r in kind.ranked()), ns[derive], facts)
 
 
-def _used_fields(kind: Kind, conds: dict[tuple[str, int], ir.Cond], policy: Policy) -> set[str]:
-    """Derived and synthetic fields a kind needs, closed over derived dependencies."""
-    used: set[str] = set()
-    for r in kind.rules:
-        used.update(leaf.field for leaf in ir.leaves(conds[(kind.name, r.index)]))
-        for e in (r.amount, r.customer_pays, *(e for _, e in r.fees), *(e for _, e in r.deadlines)):
-            if e is not None:
-                used.update(e.reads)
-        used.update(_placeholders(r))
+def _result_reads(rule: Rule) -> set[str]:
+    """Fields a rule's results and texts read."""
+    used = set(_placeholders(rule))
+    for e in (rule.amount, rule.customer_pays, *(e for _, e in rule.fees),
+              *(e for _, e in rule.deadlines)):
+        if e is not None:
+            used.update(e.reads)
+    return used
+
+
+def _closure(fields: set[str], reads: Mapping[str, set[str]]) -> set[str]:
+    """``fields`` plus every derived or synthetic field they depend on."""
+    used = set(fields)
     stack = list(used)
     while stack:
-        name = stack.pop()
-        if name in policy.derived:
-            for dep in policy.derived[name].expr.reads - used:
-                used.add(dep)
-                stack.append(dep)
+        for dep in reads.get(stack.pop(), set()) - used:
+            used.add(dep)
+            stack.append(dep)
     return used
 
 

@@ -148,6 +148,7 @@ def _granted(compiled: CompiledPolicy, winner: CompiledRule, facts: dict[str, An
              missed: dict[str, str], lang: str, common: dict[str, Any]) -> Decision:
     rule = winner.rule
     policy = compiled.policy
+    winner.derive(facts, missed)
     res = _Result(compiled, winner, facts, missed)
     amount = res.money(winner.amount, rule.amount, "amount")
     if rule.amount is not None and amount is None:

@@ -156,8 +156,9 @@ class Engine:
 
 def _run_checks(compiled: CompiledPolicy, facts: dict[str, Any], case: Case) -> None:
     problems = []
-    for fn, message, expr in compiled.checks:
+    for derive, fn, message, expr in compiled.checks:
         try:
+            derive(facts, {})
             ok = fn(facts)
         except KeyError:
             continue  # the check's facts are not all given: nothing to check

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import jsonschema
 from jsonschema.exceptions import best_match
+from referencing import Registry, Resource
 
 from engine._resources import schemas_dir
 from engine._yaml import json_path
@@ -30,9 +31,18 @@ def load_schema(name: str) -> dict[str, Any]:
     return schema
 
 
+@lru_cache(maxsize=1)
+def _registry() -> Registry:
+    """Every bundled schema under its $id, so schemas can $ref each other."""
+    resources = [(schema["$id"], Resource.from_contents(schema))
+                 for path in sorted(schemas_dir().glob("*.json"))
+                 if "$id" in (schema := load_schema(path.name))]
+    return Registry().with_resources(resources)
+
+
 @lru_cache(maxsize=8)
 def _validator(name: str) -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(load_schema(name))
+    return jsonschema.Draft202012Validator(load_schema(name), registry=_registry())
 
 
 def _message(err: jsonschema.ValidationError) -> str:
