@@ -8,6 +8,7 @@ the instance (no module-level state).
 
 from __future__ import annotations
 
+import bisect
 import calendar as _stdlib_calendar
 import threading
 from datetime import date, datetime, timedelta
@@ -37,6 +38,7 @@ class Calendar:
         self.subdivision = subdivision
         self.tz = ZoneInfo(timezone)
         self._years: dict[int, frozenset[date]] = {}
+        self._ordinals: dict[int, list[int]] = {}
         self._lock = threading.Lock()
         holidays.country_holidays(country, subdiv=subdivision)  # fail early on a bad code
 
@@ -58,11 +60,31 @@ class Calendar:
     def is_business_day(self, day: date) -> bool:
         return day.weekday() < 5 and day not in self.holidays_of(day.year)
 
+    def _business_ordinals(self, year: int) -> list[int]:
+        """Ordinals of the business days of ``year`` - 1 through ``year`` + 1 (cached)."""
+        days = self._ordinals.get(year)
+        if days is None:
+            start, end = date(year - 1, 1, 1).toordinal(), date(year + 2, 1, 1).toordinal()
+            days = [n for n in range(start, end) if self.is_business_day(date.fromordinal(n))]
+            with self._lock:
+                self._ordinals[year] = days
+        return days
+
     def add_business_days(self, day: date, count: int) -> date:
         """The ``count``-th business day after ``day`` (``day`` itself is not counted).
 
         A negative count walks backwards; zero returns ``day`` unchanged.
         """
+        if count == 0:
+            return day
+        ordinals = self._business_ordinals(day.year)
+        n = day.toordinal()
+        index = bisect.bisect_right(ordinals, n) + count - 1 if count > 0 else bisect.bisect_left(ordinals, n) + count
+        if 0 <= index < len(ordinals):
+            return date.fromordinal(ordinals[index])
+        return self._walk(day, count)  # beyond the cached three years
+
+    def _walk(self, day: date, count: int) -> date:
         step = 1 if count >= 0 else -1
         remaining = abs(count)
         while remaining:

@@ -201,21 +201,91 @@ class _Coercer:
         return rec
 
 
+_SLOW = object()
+
+
+def _fast(decl: FactDecl, raw: Any) -> Any:
+    """The common, well-formed inputs, converted without the checking path.
+
+    Returns ``_SLOW`` for anything else (including every mistake), which
+    :class:`_Coercer` then converts or reports with a full message.
+    """
+    kind = decl.type.kind
+    typ = type(raw)
+    value: Any = _SLOW
+    if kind == "bool":
+        return raw if typ is bool else _SLOW
+    if kind == "date":
+        if typ is str and len(raw) == 10 and raw[4] == "-" and raw[7] == "-" and raw[:4].isdigit():
+            try:
+                return date.fromisoformat(raw)
+            except ValueError:
+                return _SLOW
+        return _SLOW
+    if kind == "enum":
+        return raw if typ is str and raw in decl.type.values else _SLOW
+    if kind == "datetime":
+        if typ is str and len(raw) > 19 and raw[10] == "T":
+            try:
+                moment = datetime.fromisoformat(raw)
+            except ValueError:
+                return _SLOW
+            return moment if moment.tzinfo is not None else _SLOW
+        return _SLOW
+    if kind == "list":
+        return _fast_records(decl, raw) if typ is list else _SLOW
+    if kind in ("money", "decimal"):
+        if typ is str and " " not in raw and "_" not in raw:
+            try:
+                value = Decimal(raw)
+            except InvalidOperation:
+                return _SLOW
+        elif typ is Decimal or typ is int:
+            value = Decimal(raw)
+        if value is _SLOW or not value.is_finite():
+            return _SLOW
+    elif kind == "integer" and typ is int:
+        value = raw
+    if value is not _SLOW and ((decl.minimum is not None and value < decl.minimum)
+                               or (decl.maximum is not None and value > decl.maximum)):
+        return _SLOW
+    return value
+
+
+def _fast_records(decl: FactDecl, raw: list[Any]) -> Any:
+    out = []
+    fields = decl.fields
+    for item in raw:
+        if type(item) is not dict or item.keys() != fields.keys():
+            return _SLOW
+        rec = {name: _fast(fields[name], value) for name, value in item.items()}
+        if _SLOW in rec.values():
+            return _SLOW
+        out.append(rec)
+    return out
+
+
 def coerce_facts(case: Case, policy: Policy) -> dict[str, Any]:
     """The case's facts converted to their declared types (absent facts stay absent).
 
     Raises:
         CaseError: naming every unknown fact and every value of the wrong type.
     """
-    coercer = _Coercer(policy, case.document)
+    coercer: _Coercer | None = None
     out: dict[str, Any] = {}
+    declared = policy.facts
     for name, raw in case.facts.items():
-        decl = policy.facts.get(name)
+        decl = declared.get(name)
         if decl is None:
+            coercer = coercer or _Coercer(policy, case.document)
             coercer.problems.append(_unknown(case, policy, name))
         elif raw is not None:  # an explicit null means "not known", like an absent fact
-            out[name] = coercer.value(decl, raw, (name,))
-    if coercer.problems:
+            value = _fast(decl, raw)
+            if value is _SLOW:
+                coercer = coercer or _Coercer(policy, case.document)
+                value = coercer.value(decl, raw, (name,))
+            out[name] = value
+    if coercer and coercer.problems:
         raise CaseError(coercer.problems)
     return out
 

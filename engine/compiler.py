@@ -57,10 +57,12 @@ class CompiledPolicy:
     policy: Policy
     calendar: Calendar
     kinds: Mapping[str, CompiledKind]
-    checks: tuple[tuple[Fn, Fn, str, Expr], ...]  # (derive, test, message, expr)
+    checks: tuple[tuple[frozenset[str], Fn, Fn, str, Expr], ...]  # (facts, derive, test, message, expr)
     synthetics: Mapping[str, ir.Synthetic]
     depends: Mapping[str, frozenset[str]]    # field -> declared facts it needs
     field_types: Mapping[str, Any]           # field -> Type, for back ends
+    meta: Mapping[str, str]                  # the decision's "policy" member
+    quantum: Decimal                         # the currency's minor unit
 
     def needs(self, fields: list[str], present: dict[str, Any],
               missed: Mapping[str, str] | None = None) -> list[str]:
@@ -180,9 +182,14 @@ def compile_policy(policy: Policy) -> CompiledPolicy:
     field_types = {**env, **{n: check(s.node, env).type for n, s in lowering.synthetics.items()}}
     return CompiledPolicy(
         policy=policy, calendar=calendar, kinds=MappingProxyType(kinds),
-        checks=tuple((ns[d], ns[fn], msg, e) for d, fn, msg, e in checks if fn),
+        checks=tuple((_facts_of(e.reads, depends), ns[d], ns[fn], msg, e)
+                     for d, fn, msg, e in checks if fn),
         synthetics=MappingProxyType(lowering.synthetics), depends=MappingProxyType(depends),
-        field_types=MappingProxyType(field_types))
+        field_types=MappingProxyType(field_types),
+        meta=MappingProxyType({"vendor": policy.vendor, "version": policy.version,
+                               "effective_from": policy.effective_from.isoformat(),
+                               "digest": policy.digest}),
+        quantum=money.quantum(policy.currency))
 
 
 def _compiled_kind(kind: Kind, ns: dict[str, Any], derive: str, rules: list[Any],
@@ -199,6 +206,11 @@ def _compiled_kind(kind: Kind, ns: dict[str, Any], derive: str, rules: list[Any]
     facts = frozenset(f for c in compiled for leaf in ir.leaves(c.cond)
                       for f in depends.get(leaf.field, {leaf.field}))
     return CompiledKind(kind, compiled, tuple(by_id[r.id] for r in kind.ranked()), ns[derive], facts)
+
+
+def _facts_of(fields: frozenset[str], depends: Mapping[str, frozenset[str]]) -> frozenset[str]:
+    """Declared facts that ``fields`` (facts or derived) are computed from."""
+    return frozenset().union(*(depends.get(n, frozenset({n})) for n in fields))
 
 
 def _result_reads(rule: Rule) -> set[str]:

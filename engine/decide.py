@@ -60,24 +60,26 @@ class _Result:
         self.rule = rule
         self.facts = facts
         self.currency = compiled.policy.currency
-        self.quantum = money.quantum(self.currency)
+        self.quantum = compiled.quantum
         self.missing: list[MissingFact] = []
 
-    def value(self, fn: Any, expr: Expr, what: str) -> Any:
+    def value(self, fn: Any, expr: Expr, what: str, name: str = "") -> Any:
         try:
             return fn(self.facts)
         except KeyError as err:
+            label = f"{what} {name!r}" if name else what
             for fact in self.compiled.needs([err.args[0]], self.facts, self.missed):
-                self.missing.append(MissingFact(fact, f"needed for {what} (rule {self.rule.rule.id})"))
+                self.missing.append(MissingFact(fact, f"needed for {label} (rule {self.rule.rule.id})"))
             return None
         except (EvalFailure, ArithmeticError) as err:
+            label = f"{what} {name!r}" if name else what
             raise EvaluationError([Diagnostic(
-                "evaluation", f"{what} of rule {self.rule.rule.id}: {err}", expr.location)]) from err
+                "evaluation", f"{label} of rule {self.rule.rule.id}: {err}", expr.location)]) from err
 
-    def money(self, fn: Any, expr: Expr | None, what: str) -> Money | None:
+    def money(self, fn: Any, expr: Expr | None, what: str, name: str = "") -> Money | None:
         if fn is None or expr is None:
             return None
-        value = self.value(fn, expr, what)
+        value = self.value(fn, expr, what, name)
         if value is None:
             return None
         policy = self.compiled.policy
@@ -98,6 +100,9 @@ def _format(value: Any, currency: str) -> str:
 
 def render(text: str, facts: dict[str, Any], extra: dict[str, Any], currency: str) -> str:
     """Fill ``{name}`` placeholders with fact, derived or result values."""
+    if "{" not in text:
+        return text
+
     def sub(m: re.Match[str]) -> str:
         name = m.group(1)
         value = extra.get(name, facts.get(name))
@@ -116,10 +121,8 @@ def decide(compiled: CompiledPolicy, kind_name: str, facts: dict[str, Any], matc
     kind = compiled.kinds[kind_name]
     winner, blockers, missing = select(kind, matched, facts, compiled, missed)
     source = policy.source_file
-    meta = {"vendor": policy.vendor, "version": policy.version,
-            "effective_from": policy.effective_from.isoformat(), "digest": policy.digest}
     common = {"case_id": case_id, "vendor": policy.vendor, "kind": kind_name, "as_of": as_of,
-              "policy": meta, "matched": tuple(kind.rules[i].rule.id for i in matched)}
+              "policy": compiled.meta, "matched": tuple(kind.rules[i].rule.id for i in matched)}
     empty: dict[str, Any] = {"amount": None, "customer_pays": None, "fees": (), "deadlines": (),
                              "actions": ()}
     if blockers:
@@ -160,9 +163,9 @@ def _granted(compiled: CompiledPolicy, winner: CompiledRule, facts: dict[str, An
                         **common)
     customer_pays = res.money(winner.customer_pays, rule.customer_pays, "customer_pays")
     fees = tuple(Fee(name, m, rule.id) for name, fn, expr in winner.fees
-                 if (m := res.money(fn, expr, f"fee {name!r}")) is not None)
+                 if (m := res.money(fn, expr, "fee", name)) is not None)
     deadlines = tuple(Deadline(name, d, rule.id) for name, fn, expr in winner.deadlines
-                      if (d := res.value(fn, expr, f"deadline {name!r}")) is not None)
+                      if (d := res.value(fn, expr, "deadline", name)) is not None)
     extra = {"amount": amount, "customer_pays": customer_pays}
     actions = tuple(ActionItem(a.party, render(_text(a.text, lang), facts, extra, policy.currency), rule.id)
                     for a in rule.actions)

@@ -156,7 +156,9 @@ class Engine:
 
 def _run_checks(compiled: CompiledPolicy, facts: dict[str, Any], case: Case) -> None:
     problems = []
-    for derive, fn, message, expr in compiled.checks:
+    for needed, derive, fn, message, expr in compiled.checks:
+        if not needed <= facts.keys():
+            continue  # the check's facts are not all given: nothing to check
         try:
             derive(facts, {})
             ok = fn(facts)
