@@ -61,6 +61,7 @@ class Document:
     text: str
     locations: dict[Path, SourceLocation] = field(default_factory=dict)
     styles: dict[Path, str | None] = field(default_factory=dict)
+    spans: dict[Path, tuple[int, int]] = field(default_factory=dict)
 
     def loc(self, path: Path) -> SourceLocation:
         """Location of ``path``, or of its nearest ancestor that has one."""
@@ -82,6 +83,7 @@ def _index(doc: Document, node: yaml.Node, path: Path, problems: list[Diagnostic
     doc.locations[path] = _mark(doc.file, node)
     if isinstance(node, yaml.ScalarNode):
         doc.styles[path] = node.style
+        doc.spans[path] = (node.start_mark.index, node.end_mark.index)
     elif isinstance(node, yaml.SequenceNode):
         for i, child in enumerate(node.value):
             _index(doc, child, (*path, i), problems)
@@ -141,3 +143,37 @@ def parse_json(text: str, file: str) -> tuple[Document | None, list[Diagnostic]]
         loc = SourceLocation(file, err.lineno, err.colno)
         return None, [Diagnostic("yaml_syntax", f"invalid JSON: {err.msg}", loc)]
     return Document(data, file, text, {(): SourceLocation(file, 1, 1)}), []
+
+
+def position(text: str, index: int, file: str) -> SourceLocation:
+    """1-based line and column of character ``index`` of ``text``."""
+    line = text.count("\n", 0, index) + 1
+    column = index - (text.rfind("\n", 0, index) + 1) + 1
+    return SourceLocation(file, line, column)
+
+
+def scalar_position(doc: Document, path: Path, value: str, offset: int) -> SourceLocation:
+    """Where character ``offset`` of the scalar ``value`` at ``path`` is in the file.
+
+    The parsed value differs from its source text by quoting, escapes,
+    folding and indentation, so the two are aligned character by character:
+    source characters the value does not contain (escape marks, line breaks
+    folded into spaces, indentation) are skipped.
+    """
+    span = doc.spans.get(path)
+    if span is None:
+        return doc.loc(path)
+    start, end = span
+    style = doc.styles.get(path)
+    if style in ("|", ">"):
+        start = doc.text.index("\n", start) + 1  # content starts after the header line
+    elif style in ("'", '"'):
+        start += 1
+    i, j = 0, start
+    while j < end and i < offset:
+        if doc.text[j] == value[i]:
+            i += 1
+        j += 1
+    while j < end and doc.text[j] in " \t\n" and (offset >= len(value) or doc.text[j] != value[offset]):
+        j += 1  # land on the character itself, not on skipped indentation
+    return position(doc.text, min(j, end), doc.file)

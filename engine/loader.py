@@ -16,7 +16,7 @@ from types import MappingProxyType
 from typing import Any
 
 from engine import schemas
-from engine._yaml import Document, json_path, parse_yaml
+from engine._yaml import Document, json_path, parse_yaml, scalar_position
 from engine.errors import Diagnostic, PolicyError
 from engine.expressions import syntax
 from engine.expressions import types as t
@@ -37,22 +37,7 @@ _RESULT_TYPES = {"amount": "money", "customer_pays": "money"}
 
 def expression_location(doc: Document, path: tuple[Any, ...], offset: int) -> SourceLocation:
     """File position of character ``offset`` of the expression scalar at ``path``."""
-    loc = doc.loc(path)
-    text = _get(doc.data, path)
-    before = str(text)[:offset]
-    newlines = before.count("\n")
-    col_in_line = offset - (before.rfind("\n") + 1)
-    style = doc.styles.get(path)
-    if style in ("|", ">"):
-        line_no = loc.line + 1 + newlines
-        lines = doc.text.splitlines()
-        src = lines[line_no - 1] if line_no <= len(lines) else ""
-        indent = len(src) - len(src.lstrip())
-        return SourceLocation(doc.file, line_no, indent + col_in_line + 1)
-    quote = 1 if style in ("'", '"') else 0
-    if newlines == 0:
-        return SourceLocation(doc.file, loc.line, loc.column + quote + offset)
-    return SourceLocation(doc.file, loc.line + newlines, col_in_line + 1)
+    return scalar_position(doc, path, str(_get(doc.data, path)), offset)
 
 
 def _get(data: Any, path: tuple[Any, ...]) -> Any:
@@ -117,10 +102,18 @@ class _Builder:
             except ExprError:
                 deps[name] = set()
         out: dict[str, Derived] = {}
-        for name in _topological(deps, lambda cyc: self.error(
-                "policy", "derived facts form a cycle: " + " -> ".join(cyc),
-                ("derived", cyc[0], "expr"))):
+        in_cycle: set[str] = set()
+
+        def on_cycle(cycle: list[str]) -> None:
+            in_cycle.update(cycle)
+            self.error("policy", "derived facts form a cycle: " + " -> ".join(cycle),
+                       ("derived", cycle[0], "expr"))
+
+        for name in _topological(deps, on_cycle):
             spec = specs[name]
+            if name in in_cycle:
+                self.env[name] = t.Type("error")  # reported once, as the cycle
+                continue
             if name in self.env:
                 self.error("policy", f"derived fact {name!r} has the name of a declared fact",
                            ("derived", name))
