@@ -294,6 +294,9 @@ def _unknown(case: Case, policy: Policy, name: str) -> Diagnostic:
     if name in policy.derived:
         message = f"fact {name!r} is derived by the {policy.vendor} policy; do not give it"
         hint = None
+    elif name == "as_of":
+        message = "'as_of' is not a fact: it is the case's decision date"
+        hint = "move it to the top level of the case, next to vendor and kind"
     else:
         message = f"unknown fact {name!r}: the {policy.vendor} policy does not declare it"
         close = difflib.get_close_matches(name, list(policy.facts), n=1)

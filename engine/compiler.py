@@ -23,7 +23,7 @@ from engine.expressions.checker import check
 from engine.expressions.codegen import Constants, generate
 from engine.expressions.functions import RUNTIME, EvalFailure
 from engine.expressions.syntax import names
-from engine.loader import PLACEHOLDER
+from engine.loader import PLACEHOLDER, RESERVED
 from engine.match import ir
 
 if TYPE_CHECKING:
@@ -146,7 +146,7 @@ def compile_policy(policy: Policy) -> CompiledPolicy:
     """Compile ``policy``: generated functions, per-kind derive steps and IR."""
     calendar = Calendar(policy.country, policy.timezone, policy.subdivision)
     module = _Module(policy, calendar)
-    env = {**{k: f.type for k, f in policy.facts.items()},
+    env = {**RESERVED, **{k: f.type for k, f in policy.facts.items()},
            **{k: d.expr.type for k, d in policy.derived.items()}}
     lowering = ir.Lowering()
     fields = set(env)

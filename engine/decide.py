@@ -140,11 +140,18 @@ def decide(compiled: CompiledPolicy, kind_name: str, facts: dict[str, Any], matc
     return _granted(compiled, winner, facts, missed, lang, common)
 
 
+_NEEDS = {
+    "en": "Rule {rule} ({outcome}) may apply; it needs: {facts}.",
+    "es": "La regla {rule} ({outcome}) podría aplicarse; faltan: {facts}.",
+    "it": "La regola {rule} ({outcome}) potrebbe applicarsi; mancano: {facts}.",
+    "id": "Aturan {rule} ({outcome}) mungkin berlaku; data yang kurang: {facts}.",
+}
+
+
 def _needs_text(rule: CompiledRule, own: list[str], lang: str) -> str:
-    outcome = rule.rule.outcome
-    if lang == "es":
-        return f"La regla {rule.rule.id} ({outcome}) podría aplicarse; faltan: {', '.join(own)}."
-    return f"Rule {rule.rule.id} ({outcome}) may apply; it needs: {', '.join(own)}."
+    """Engine-written reason for ``needs_info`` (policies write every other reason)."""
+    template = _NEEDS.get(lang, _NEEDS["en"])
+    return template.format(rule=rule.rule.id, outcome=rule.rule.outcome, facts=", ".join(own))
 
 
 def _granted(compiled: CompiledPolicy, winner: CompiledRule, facts: dict[str, Any],

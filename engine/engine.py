@@ -110,6 +110,7 @@ class Engine:
                 + ", ".join(compiled.kinds), case.document.loc(("kind",)) if case.document else None,
                 "/kind")])
         facts = coerce_facts(case, compiled.policy)
+        facts["as_of"] = as_of  # readable by expressions as the decision date
         return case, as_of, compiled, matcher, facts
 
     def _run(self, case: Case | Mapping[str, Any], lang: str) -> tuple[Decision, CompiledPolicy, dict[str, Any]]:

@@ -26,6 +26,8 @@ from engine.location import SourceLocation
 from engine.model import Action, Check, Derived, Expr, FactDecl, Kind, Policy, Rule
 from engine.money import MINOR_UNITS
 
+# Names every expression can read besides the declared facts.
+RESERVED = {"as_of": t.DATE}
 PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 _SCALAR_TYPES = {
     "bool": t.BOOL, "integer": t.INTEGER, "decimal": t.DECIMAL, "money": t.MONEY,
@@ -207,7 +209,12 @@ class _Builder:
     def build(self) -> Policy:
         self.metadata()
         facts = {k: self.fact(k, v, ("facts", k)) for k, v in self.data["facts"].items()}
+        for name in RESERVED:
+            if name in facts:
+                self.error("policy", f"{name!r} is reserved: it is the decision date of the case",
+                           ("facts", name))
         self.env.update({k: f.type for k, f in facts.items()})
+        self.env.update(RESERVED)
         derived = self.derived()
         checks = tuple(Check(e, c["message"]) for i, c in enumerate(self.data.get("checks", ()))
                        if (e := self.expr(("checks", i, "expr"), "bool")))
@@ -227,7 +234,8 @@ class _Builder:
             languages=tuple(self.data["languages"]), rounding=self.data["rounding"],
             file=str(self.path), source_file=self.data["source"]["file"], source_text=source_text,
             digest=digest, facts=MappingProxyType(facts), derived=MappingProxyType(derived),
-            checks=checks, kinds=MappingProxyType(kinds))
+            checks=checks, kinds=MappingProxyType(kinds),
+            out_of_scope=tuple((o["clause"], o["reason"]) for o in self.data.get("out_of_scope", ())))
 
 
 def _topological(deps: dict[str, set[str]], on_cycle: Any) -> list[str]:

@@ -133,6 +133,7 @@ class Policy:
     derived: Mapping[str, Derived]
     checks: tuple[Check, ...]
     kinds: Mapping[str, Kind]
+    out_of_scope: tuple[tuple[str, str], ...] = ()   # (quoted sentence, reason)
 
 
 # --- decisions --------------------------------------------------------------
