@@ -24,6 +24,7 @@ from engine.errors import Diagnostic, PolicyError
 from engine.explain import render_text
 from engine.factschema import facts_schema, kind_facts, template
 from engine.loader import load_policy
+from engine.trace import check_trace
 
 FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
                       show_default=True, help="text for people, json for programs (stable).")
@@ -97,6 +98,7 @@ def validate(paths: tuple[Path, ...], fmt: str, policies: Path | None, matcher: 
     for file in files:
         try:
             compiled = compile_policy(load_policy(file))
+            problems.extend(check_trace(compiled.policy))
             if matcher == "rete":
                 from engine.match.rete import ReteMatcher  # noqa: PLC0415
                 ReteMatcher(compiled).close()

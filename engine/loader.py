@@ -23,7 +23,7 @@ from engine.expressions import types as t
 from engine.expressions.checker import check
 from engine.expressions.syntax import ExprError
 from engine.location import SourceLocation
-from engine.model import Action, Check, Derived, Expr, FactDecl, Kind, Policy, Rule
+from engine.model import Action, Check, Derived, Expr, FactDecl, Kind, OutOfScope, Policy, Rule
 from engine.money import MINOR_UNITS
 
 # Names every expression can read besides the declared facts.
@@ -74,7 +74,8 @@ class _Builder:
             typ = _SCALAR_TYPES[kind]
         bounds = {k: Decimal(str(spec[k])) for k in ("minimum", "maximum") if k in spec}
         return FactDecl(name, typ, spec["meaning"], self.doc.loc(path), fields=MappingProxyType(fields),
-                        example=spec.get("example"), **bounds)
+                        example=spec.get("example"), clause=spec.get("clause"),
+                        clause_location=self.doc.loc((*path, "clause")), **bounds)
 
     # --- expressions -----------------------------------------------------------
     def expr(self, path: tuple[Any, ...], want: str | None = None) -> Expr | None:
@@ -125,7 +126,8 @@ class _Builder:
                 self.env[name] = t.Type("error")  # silences errors that only repeat this one
                 continue
             self.env[name] = expr.type
-            out[name] = Derived(name, expr, spec["meaning"], spec.get("interpretation"))
+            out[name] = Derived(name, expr, spec["meaning"], spec.get("interpretation"),
+                                spec.get("clause"), self.doc.loc(("derived", name, "clause")))
         return out
 
     # --- rules -------------------------------------------------------------------
@@ -159,6 +161,7 @@ class _Builder:
         return Rule(
             id=spec["id"], kind=kind, index=index, clause=spec["clause"], when=when,
             outcome=spec["outcome"], reason=reason, location=self.doc.loc(path),
+            clause_location=self.doc.loc((*path, "clause")),
             interpretation=spec.get("interpretation"), override=spec.get("override", False),
             priority=spec.get("priority", 0), amount=results.get("amount"),
             customer_pays=results.get("customer_pays"),
@@ -235,7 +238,9 @@ class _Builder:
             file=str(self.path), source_file=self.data["source"]["file"], source_text=source_text,
             digest=digest, facts=MappingProxyType(facts), derived=MappingProxyType(derived),
             checks=checks, kinds=MappingProxyType(kinds),
-            out_of_scope=tuple((o["clause"], o["reason"]) for o in self.data.get("out_of_scope", ())))
+            out_of_scope=tuple(OutOfScope(o["clause"], o["reason"], self.doc.loc(("out_of_scope", i, "clause")))
+                               for i, o in enumerate(self.data.get("out_of_scope", ()))),
+            source_path=str(self.path.parent / self.data["source"]["file"]))
 
 
 def _topological(deps: dict[str, set[str]], on_cycle: Any) -> list[str]:

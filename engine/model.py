@@ -30,6 +30,8 @@ class FactDecl:
     maximum: Decimal | None = None
     fields: Mapping[str, FactDecl] = field(default_factory=lambda: EMPTY)
     example: Any = None
+    clause: str | None = None            # the source sentence defining it, if any
+    clause_location: SourceLocation | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +58,8 @@ class Derived:
     expr: Expr
     meaning: str
     interpretation: str | None = None
+    clause: str | None = None            # the source sentence defining it, if any
+    clause_location: SourceLocation | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +87,7 @@ class Rule:
     reason: Mapping[str, str]
     location: SourceLocation
     interpretation: str | None = None
+    clause_location: SourceLocation | None = None
     override: bool = False
     priority: int = 0
     amount: Expr | None = None
@@ -133,7 +138,17 @@ class Policy:
     derived: Mapping[str, Derived]
     checks: tuple[Check, ...]
     kinds: Mapping[str, Kind]
-    out_of_scope: tuple[tuple[str, str], ...] = ()   # (quoted sentence, reason)
+    out_of_scope: tuple[OutOfScope, ...] = ()
+    source_path: str = ""                            # source_file resolved
+
+
+@dataclass(frozen=True, slots=True)
+class OutOfScope:
+    """A deciding sentence of the source deliberately not encoded, and why."""
+
+    clause: str
+    reason: str
+    location: SourceLocation
 
 
 # --- decisions --------------------------------------------------------------
