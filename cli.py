@@ -23,6 +23,9 @@ from engine.engine import MATCHERS, policy_files
 from engine.errors import Diagnostic, PolicyError
 from engine.explain import render_text
 from engine.factschema import facts_schema, kind_facts, template
+from engine.diff import run_diff
+from engine.lint import lint_files
+from engine.testing import Coverage, find_test_files, load_tests, policy_dir_of, run_test
 from engine.loader import load_policy
 from engine.trace import check_trace
 
@@ -116,6 +119,145 @@ def validate(paths: tuple[Path, ...], fmt: str, policies: Path | None, matcher: 
     for c in checked:
         click.echo(f"{c['file']}: ok ({c['vendor']} {c['version']}: {len(c['kinds'])} kinds, "
                    f"{c['rules']} rules)")
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@FORMAT
+@POLICIES
+def lint(paths: tuple[Path, ...], fmt: str, policies: Path | None) -> None:
+    """Find shadowed rules, overlaps, gaps, unused facts and version conflicts.
+
+    Exits 1 when a finding is an error. Suppress a finding kept on purpose
+    in the policy (lint.suppress: code, target, reason).
+    """
+    roots = list(paths) or [policies or default_policies_dir()]
+    files = [f for root in roots for f in (policy_files(root) if root.is_dir() else [root])]
+    findings, suppressed = lint_files(files)
+    errors = sum(f.severity == "error" for f in findings)
+    if fmt == "json":
+        _echo_json({"ok": errors == 0, "findings": [f.to_dict() for f in findings],
+                    "suppressed": suppressed, "files": [str(f) for f in files]})
+    else:
+        cache: dict[str, list[str] | None] = {}
+        for f in findings:
+            click.echo(f.render())
+            lines = _source_lines(f.location.file, cache) if f.location and f.location.line else None
+            if lines and 0 < f.location.line <= len(lines):
+                click.echo(f"  {lines[f.location.line - 1].rstrip()}")
+        click.echo(f"{len(files)} file(s): {errors} error(s), {len(findings) - errors} warning(s), "
+                   f"{suppressed} suppressed")
+    if errors:
+        sys.exit(1)
+
+
+@main.command("test")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--coverage", is_flag=True, help="Report the rules and condition branches the tests exercise.")
+@click.option("--min-coverage", type=click.FloatRange(0, 100), default=None,
+              help="Fail when rule coverage is below this percentage (implies --coverage).")
+@FORMAT
+@POLICIES
+@MATCHER
+def test_command(paths: tuple[Path, ...], coverage: bool, min_coverage: float | None, fmt: str,
+                 policies: Path | None, matcher: str) -> None:
+    """Run policy tests (default: every policies/<vendor>/tests/*.yaml).
+
+    Each test decides a case and compares the fields it expects; failures
+    show expected and actual field by field with the test's FILE:LINE.
+    """
+    roots = list(paths) or [policies or default_policies_dir()]
+    files = [f for root in roots for f in find_test_files(root)]
+    if not files:
+        fail(CaseError([Diagnostic("file", "no test files (tests/*.yaml) under "
+                                   + ", ".join(map(str, roots)))]), fmt)
+    cov = Coverage() if coverage or min_coverage is not None else None
+    engines: dict[Path | None, Engine] = {}
+    results = []
+    for file in files:
+        home = policy_dir_of(file)
+        if home not in engines:
+            engines[home] = load_engine(home or policies, matcher, fmt)
+            if cov is not None:
+                for versions in engines[home]._versions.values():  # noqa: SLF001
+                    for compiled, _ in versions:
+                        cov.add_policy(compiled)
+        try:
+            tests = load_tests(file)
+        except EngineError as err:
+            fail(err, fmt)
+        results += [run_test(engines[home], t, cov) for t in tests]
+    passed = sum(r.passed for r in results)
+    below = cov is not None and min_coverage is not None and cov.rule_percent() < min_coverage
+    if fmt == "json":
+        _echo_json({"passed": passed, "failed": len(results) - passed, "results": [
+            {"name": r.test.name, "file": r.test.location.file, "line": r.test.location.line,
+             "passed": r.passed, "error": r.error,
+             "diffs": [{"field": f, "expected": e, "actual": a} for f, e, a in r.diffs]}
+            for r in results],
+            "coverage": cov.report() if cov else None})
+    else:
+        for r in results:
+            if not r.passed:
+                loc = r.test.location
+                click.echo(f"{loc.file}:{loc.line}: FAIL {r.test.name}")
+                if r.error:
+                    click.echo(f"    error: {r.error}")
+                for name, expected, actual in r.diffs:
+                    click.echo(f"    {name}: expected {json.dumps(expected, ensure_ascii=False)}, "
+                               f"got {json.dumps(actual, ensure_ascii=False)}")
+        if cov is not None:
+            click.echo("Coverage:")
+            click.echo("\n".join(cov.report()))
+            if below:
+                click.echo(f"rule coverage {cov.rule_percent():.1f}% is below --min-coverage {min_coverage}%")
+        click.echo(f"{passed} passed, {len(results) - passed} failed")
+    for eng in engines.values():
+        eng.close()
+    if passed < len(results) or below:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("old")
+@click.argument("new")
+@click.option("--cases", "cases_path", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Case files, test files, JSON Lines, or a directory of them "
+                   "[default: cases generated to exercise every rule's boundaries].")
+@FORMAT
+@MATCHER
+def diff(old: str, new: str, cases_path: Path | None, fmt: str, matcher: str) -> None:
+    """Show which decisions change between two versions of a policy.
+
+    OLD and NEW are policy files, directories, or git revisions of policies/
+    (REV or REV:path). Changes are grouped (e.g. "42 cases: refund → deny via
+    rule X") with the money they move.
+    """
+    try:
+        total, groups, moved, generated = run_diff(old, new, cases_path, matcher)
+    except EngineError as err:
+        fail(err, fmt)
+    changed = sum(g.count for g in groups)
+    money = lambda d: {c: f"{v:+f}" for c, v in sorted(d.items()) if v}  # noqa: E731
+    if fmt == "json":
+        _echo_json({"cases": total, "generated": generated, "changed": changed,
+                    "groups": [{"change": g.change, "count": g.count, "amount_delta": money(g.amount_delta),
+                                "customer_pays_delta": money(g.customer_delta), "examples": g.examples}
+                               for g in groups],
+                    "money_moved": money(moved)})
+        return
+    source = "generated" if generated else "given"
+    click.echo(f"{total} {source} cases, {changed} changed")
+    for g in groups:
+        line = f"  {g.count} case(s): {g.change}"
+        deltas = money(g.amount_delta)
+        if deltas:
+            line += "; vendor pays " + ", ".join(f"{v} {c}" for c, v in deltas.items())
+        if money(g.customer_delta):
+            line += "; customer pays " + ", ".join(f"{v} {c}" for c, v in money(g.customer_delta).items())
+        click.echo(line + f"  (e.g. {', '.join(g.examples)})")
+    if moved and money(moved):
+        click.echo("Money moved (vendor pays): " + ", ".join(f"{v} {c}" for c, v in money(moved).items()))
 
 
 def read_case(source: str, fmt: str) -> tuple[Case, dict[str, list[str] | None]]:

@@ -99,11 +99,25 @@ class Engine:
                 return c, m
         raise CaseError([Diagnostic("case", f"no {vendor} policy is in force on {as_of}", path="/as_of")])
 
+    def _version_date(self, case: Case, as_of: date) -> date:
+        """The day that picks the policy version: the ``version_by`` fact, else ``as_of``."""
+        versions = self._versions.get(case.vendor)
+        by = versions[-1][0].policy.version_by if versions else None
+        raw = case.facts.get(by) if by else None
+        if isinstance(raw, date):
+            return raw
+        if isinstance(raw, str):
+            try:
+                return date.fromisoformat(raw)
+            except ValueError:
+                pass  # coercion reports it against the fact
+        return as_of
+
     def _prepare(self, case: Case | Mapping[str, Any]) -> tuple[Case, date, CompiledPolicy, Any, dict[str, Any]]:
         if not isinstance(case, Case):
             case = Case.from_mapping(case)
         as_of = case.as_of or self._today()
-        compiled, matcher = self._select(case.vendor, as_of)
+        compiled, matcher = self._select(case.vendor, self._version_date(case, as_of))
         if case.kind not in compiled.kinds:
             raise CaseError([Diagnostic(
                 "case", f"unknown kind {case.kind!r} for {case.vendor}; kinds: "

@@ -182,7 +182,7 @@ class _Builder:
                        ("kinds", name, "combine"), "use combine: priority, or remove the priorities")
         reason = self.text(spec["otherwise"]["reason"], ("kinds", name, "otherwise", "reason"))
         return Kind(name, spec["title"], spec["combine"], spec["otherwise"]["outcome"], reason,
-                    tuple(rules))
+                    tuple(rules), self.doc.key_loc(("kinds", name)))
 
     def metadata(self) -> None:
         if self.data["currency"] not in MINOR_UNITS:
@@ -223,6 +223,10 @@ class _Builder:
                        if (e := self.expr(("checks", i, "expr"), "bool")))
         seen: dict[str, str] = {}
         kinds = {k: self.kind(k, v, seen) for k, v in self.data["kinds"].items()}
+        version_by = self.data.get("version_by")
+        if version_by and (version_by not in facts or facts[version_by].type.kind != "date"):
+            self.error("policy", f"version_by must name a declared date fact, found {version_by!r}",
+                       ("version_by",))
         source_text = self.source()
         if self.problems:
             raise PolicyError(self.problems)
@@ -240,7 +244,11 @@ class _Builder:
             checks=checks, kinds=MappingProxyType(kinds),
             out_of_scope=tuple(OutOfScope(o["clause"], o["reason"], self.doc.loc(("out_of_scope", i, "clause")))
                                for i, o in enumerate(self.data.get("out_of_scope", ()))),
-            source_path=str(self.path.parent / self.data["source"]["file"]))
+            source_path=str(self.path.parent / self.data["source"]["file"]),
+            version_by=self.data.get("version_by"),
+            suppress=tuple((x["code"], x["target"], x["reason"])
+                           for x in self.data.get("lint", {}).get("suppress", ())),
+            location=SourceLocation(str(self.path), 1, 1))
 
 
 def _topological(deps: dict[str, set[str]], on_cycle: Any) -> list[str]:

@@ -107,6 +107,7 @@ class Kind:
     otherwise_outcome: str
     otherwise_reason: Mapping[str, str]
     rules: tuple[Rule, ...]
+    location: SourceLocation | None = None
 
     def ranked(self) -> tuple[Rule, ...]:
         """Rules in decision order: overrides first, then priority or file order."""
@@ -140,6 +141,9 @@ class Policy:
     kinds: Mapping[str, Kind]
     out_of_scope: tuple[OutOfScope, ...] = ()
     source_path: str = ""                            # source_file resolved
+    version_by: str | None = None                    # date fact that picks the version
+    suppress: tuple[tuple[str, str, str], ...] = ()  # lint (code, target, reason)
+    location: SourceLocation | None = None           # the policy file's first line
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,131 @@
+"""Generate cases for a kind from the facts' declared types, biased to boundaries.
+
+Used by ``clause lint`` (shadowed rules, overlaps, gaps) and ``clause diff``
+without a corpus. Values come from small candidate lists: every enum value
+and both booleans; the constants the rules compare a fact with, one unit
+either side; and for dates a common anchor plus offsets that straddle the
+usual limits (7/8, 14/15, 34/35 days, month ends, six months), so that
+differences between two dates land on both sides of each limit. Sampling is
+seeded by vendor and kind, so results are reproducible.
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from engine.match import ir
+
+if TYPE_CHECKING:
+    from engine.compiler import CompiledPolicy
+    from engine.model import FactDecl
+
+DAY_OFFSETS = (0, 1, 2, 5, 6, 7, 8, 9, 10, 13, 14, 15, 16, 20, 28, 29, 30, 31, 33, 34, 35, 36,
+               59, 60, 61, 90, 179, 180, 181, 182, 183, 184, 185, 365, 366, 400)
+NUMBERS = (Decimal(0), Decimal(1), Decimal("9.99"), Decimal(10), Decimal(25), Decimal(100),
+           Decimal("166.67"), Decimal(1000), Decimal("25000.50"), Decimal(100000))
+MINUTES = (0, 1, 30, 59, 60, 61, 120, 600, 1440, 2880)
+
+
+class Sampler:
+    """Candidate values per fact for one compiled policy."""
+
+    def __init__(self, compiled: CompiledPolicy, anchor: date | None = None) -> None:
+        self.compiled = compiled
+        policy = compiled.policy
+        self.anchor = anchor or max(policy.effective_from, date(2025, 1, 1))
+        if policy.effective_until and self.anchor > policy.effective_until:
+            self.anchor = policy.effective_from
+        self.constants: dict[str, list[Any]] = {}
+        for kind in compiled.kinds.values():
+            for rule in kind.rules:
+                for leaf in ir.leaves(rule.cond):
+                    values = leaf.values if isinstance(leaf, ir.In) else (
+                        (leaf.value,) if isinstance(leaf, ir.Cmp) else ())
+                    self.constants.setdefault(leaf.field, []).extend(values)
+        # Day counts the rules compare with (8 days, 34 days...) become offsets
+        # between dates, one day either side included.
+        days = {int(v) + d for vs in self.constants.values() for v in vs
+                if isinstance(v, (int, Decimal)) and not isinstance(v, bool) and 0 < v <= 400
+                and v == int(v) for d in (-1, 0, 1)}
+        self.offsets = sorted(set(DAY_OFFSETS) | days)
+
+    def candidates(self, name: str, decl: FactDecl) -> list[Any]:
+        kind = decl.type.kind
+        consts = [c for c in self.constants.get(name, []) if not isinstance(c, bool)]
+        if kind == "bool":
+            return [True, False]
+        if kind == "enum":
+            return list(decl.type.values)
+        if kind in ("integer", "decimal", "money"):
+            near = [v + d for v in consts if isinstance(v, (int, Decimal)) for d in (-1, 0, 1)]
+            values = [Decimal(v) for v in (*NUMBERS, *near)] if kind != "integer" else [
+                int(v) for v in (*NUMBERS, *near) if v == int(v)]
+            return [v for v in values if _within(decl, v)] or [decl.minimum or 0]
+        if kind == "date":
+            near = [c + timedelta(days=d) for c in consts if isinstance(c, date) for d in (-1, 0, 1)]
+            return [self.anchor + timedelta(days=d) for d in self.offsets] + near
+        if kind == "datetime":
+            base = datetime.combine(self.anchor, datetime.min.time(), tzinfo=timezone.utc)
+            return [base + timedelta(days=d, minutes=m) for d in (0, 1, 10) for m in MINUTES]
+        if kind == "duration":
+            return [timedelta(minutes=m) for m in MINUTES]
+        if kind == "string":
+            return ["", "x"]
+        return []  # lists are built by record()
+
+    def value(self, rng: random.Random, name: str, decl: FactDecl, base: date) -> Any:
+        kind = decl.type.kind
+        if kind == "list":
+            return [{k: self.value(rng, k, f, base) for k, f in decl.fields.items()}
+                    for _ in range(rng.choice((0, 1, 1, 2)))]
+        if kind == "date" and rng.random() < 0.9:
+            return base + timedelta(days=rng.choice(self.offsets))
+        if kind == "datetime":
+            start = datetime.combine(base, datetime.min.time(), tzinfo=timezone.utc)
+            return start + timedelta(days=rng.choice((0, 1, 10)), minutes=rng.choice(MINUTES))
+        return rng.choice(self.candidates(name, decl))
+
+    def cases(self, kind: str, names: list[str], count: int) -> list[dict[str, Any]]:
+        """``count`` cases of ``kind`` giving every fact in ``names`` (and as_of).
+
+        Dates are drawn relative to one base day per case: the first date
+        fact is the base, the others (and as_of) lie the policy's day limits
+        away from it, so differences such as "failed 8 days after
+        installation" come up often.
+        """
+        policy = self.compiled.policy
+        rng = random.Random(zlib.crc32(f"{policy.vendor}/{policy.version}/{kind}".encode()))
+        dates = [n for n in names if policy.facts[n].type.kind == "date"]
+        out = []
+        for i in range(count):
+            base = self.anchor + timedelta(days=rng.choice((0, 3, 30, 45, 120, 200)))
+            facts = {n: _plain(base if dates and n == dates[0]
+                               else self.value(rng, n, policy.facts[n], base)) for n in names}
+            as_of = base + timedelta(days=rng.choice(self.offsets))
+            out.append({"id": f"gen-{kind}-{i}", "vendor": policy.vendor, "kind": kind,
+                        "as_of": as_of.isoformat(), "facts": facts})
+        return out
+
+
+def _within(decl: FactDecl, value: Decimal) -> bool:
+    return ((decl.minimum is None or value >= decl.minimum)
+            and (decl.maximum is None or value <= decl.maximum))
+
+
+def _plain(value: Any) -> Any:
+    """JSON-friendly form of a generated value (how a case file would give it)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return f"PT{int(value.total_seconds() // 60)}M"
+    if isinstance(value, list):
+        return [{k: _plain(v) for k, v in item.items()} for item in value]
+    return value
