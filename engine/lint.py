@@ -178,11 +178,12 @@ def _version_findings(policies: list[Policy]) -> list[Finding]:
 
 
 def _suppress(policy: Policy, findings: list[Finding]) -> tuple[list[Finding], int]:
-    kept, used = [], set()
+    kept, used, hidden = [], set(), 0
     for f in findings:
         key = next(((c, t) for c, t, _ in policy.suppress if c == f.code and t == f.target), None)
         if key:
             used.add(key)
+            hidden += 1
         else:
             kept.append(f)
     for code, target, _ in policy.suppress:
@@ -190,7 +191,7 @@ def _suppress(policy: Policy, findings: list[Finding]) -> tuple[list[Finding], i
             kept.append(Finding("unused_suppression", "warning",
                                 f"suppression of {code} for {target!r} hides nothing", policy.location,
                                 target))
-    return kept, len(findings) - len(kept)
+    return kept, hidden
 
 
 def lint_files(files: list[Path]) -> tuple[list[Finding], int]:
