@@ -13,20 +13,19 @@ import pytest
 from engine import Engine
 from engine.testing import PolicyTest, load_tests, run_test
 
-from conftest import POLICIES, ROOT
+from conftest import POLICIES
 
-FILES = sorted(POLICIES.glob("*/tests/*.yaml")) + sorted((ROOT / "tests" / "cases").glob("*/*.yaml"))
+FILES = sorted(POLICIES.glob("*/tests/*.yaml"))
 TESTS = [(path, t) for path in FILES for t in load_tests(path)]
 
 
 def _id(path: Path, test: PolicyTest) -> str:
-    return f"{path.parent.parent.name if path.parent.name == 'tests' else path.parent.name}: {test.name}"
+    return f"{path.parent.parent.name}: {test.name}"
 
 
 def test_every_vendor_has_tests() -> None:
     vendors = {p.parent.name for p in POLICIES.glob("*/policy*.yaml")}
-    tested = {p.parent.parent.name for p in POLICIES.glob("*/tests/*.yaml")} | {
-        p.parent.name for p in (ROOT / "tests" / "cases").glob("*/*.yaml")}
+    tested = {p.parent.parent.name for p in POLICIES.glob("*/tests/*.yaml")}
     assert vendors <= tested
 
 

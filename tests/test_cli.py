@@ -63,9 +63,11 @@ def test_validate_bundled_policies_json(runner: CliRunner) -> None:
     assert_clean_exit(result, 0)
     data = json.loads(result.stdout)
     assert data["ok"] is True and data["diagnostics"] == []
-    (policy,) = data["policies"]
-    assert (policy["vendor"], policy["version"], policy["rules"]) == ("itellum", "2024.1", 18)
-    assert re.fullmatch(r"[0-9a-f]{64}", policy["digest"])
+    by_vendor = {p["vendor"]: p for p in data["policies"]}
+    assert set(by_vendor) == {"itellum", "intpho", "voip-provider", "ippbx-store", "did-provider"}
+    policy = by_vendor["itellum"]
+    assert (policy["version"], policy["rules"]) == ("2024.1", 18)
+    assert all(re.fullmatch(r"[0-9a-f]{64}", p["digest"]) for p in data["policies"])
 
 
 def test_validate_broken_policy_text(runner: CliRunner, itellum_copy: Path) -> None:
@@ -393,7 +395,8 @@ def test_facts_schema_accepts_the_bundled_case(runner: CliRunner) -> None:
 def test_facts_unknown_vendor(runner: CliRunner) -> None:
     result = run(runner, "facts", "nosuchvendor")
     assert_clean_exit(result, 1)
-    assert "case: unknown vendor 'nosuchvendor'; known: itellum" in result.stderr
+    assert ("case: unknown vendor 'nosuchvendor'; known: did-provider, intpho, ippbx-store, itellum, "
+            "voip-provider") in result.stderr
 
 
 def test_facts_unknown_kind(runner: CliRunner) -> None:
