@@ -260,6 +260,184 @@ def diff(old: str, new: str, cases_path: Path | None, fmt: str, matcher: str) ->
         click.echo("Money moved (vendor pays): " + ", ".join(f"{v} {c}" for c, v in money(moved).items()))
 
 
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+@POLICIES
+@MATCHER
+@click.option("--log", "log_target", default="clause-log.sqlite3", show_default=True,
+              help="Decision log: a SQLite file or a postgresql:// URL.")
+@click.option("--no-log", is_flag=True, help="Do not record decisions.")
+@click.option("--max-body", default=1 << 20, show_default=True, type=int, help="Largest request body, in bytes.")
+def serve(host: str, port: int, policies: Path | None, matcher: str, log_target: str, no_log: bool,
+          max_body: int) -> None:
+    """Serve decisions over HTTP (OpenAPI at /openapi.json); reloads policies when they change."""
+    import uvicorn  # noqa: PLC0415 - only this verb needs the server
+
+    from engine.service import create_app  # noqa: PLC0415
+
+    log = None if no_log else _open_log(log_target, "text")
+    try:
+        app = create_app(policies or default_policies_dir(), matcher=matcher, log=log, max_body=max_body)
+    except EngineError as err:
+        fail(err, "text")
+    uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+def _open_log(target: str, fmt: str) -> Any:
+    from engine.log import DecisionLog  # noqa: PLC0415
+
+    try:
+        return DecisionLog(target)
+    except EngineError as err:
+        fail(err, fmt)
+
+
+@main.command()
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Where to write the decisions ('-' for stdout).")
+@click.option("--input-format", type=click.Choice(["auto", "jsonl", "csv"]), default="auto", show_default=True)
+@click.option("--output-format", type=click.Choice(["auto", "jsonl", "csv"]), default="auto", show_default=True)
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Worker processes.")
+@click.option("--lang", default="en", show_default=True)
+@click.option("--log", "log_target", default=None, help="Also record decisions in this log (SQLite file or URL).")
+@click.option("--progress/--no-progress", default=None, help="Progress bar [default: on a terminal].")
+@FORMAT
+@POLICIES
+@MATCHER
+def batch(source: Path, output: Path, input_format: str, output_format: str, workers: int, lang: str,
+          log_target: str | None, progress: bool | None, fmt: str, policies: Path | None, matcher: str) -> None:
+    """Decide every case of a JSON Lines or CSV file, streaming, with a summary at the end.
+
+    A bad line is reported with its number and skipped; the command still
+    exits 0 (the job was done) and the summary lists every invalid line.
+    """
+    from engine.batch import count_lines, run_batch, summary_text  # noqa: PLC0415
+
+    in_fmt = input_format if input_format != "auto" else ("csv" if source.suffix == ".csv" else "jsonl")
+    out_fmt = output_format if output_format != "auto" else ("csv" if output.suffix == ".csv" else "jsonl")
+    root = str(policies or default_policies_dir())
+    engine = load_engine(Path(root), matcher, fmt)
+    log = _open_log(log_target, fmt) if log_target else None
+    show = sys.stderr.isatty() if progress is None else progress
+    bar = click.progressbar(length=count_lines(source) - (1 if in_fmt == "csv" else 0), label="Deciding",
+                            file=sys.stderr) if show else None
+
+    def on_window(window: list[Any]) -> None:
+        if bar is not None:
+            bar.update(len(window))
+        if log is not None:  # one transaction per window: committed whole or not at all
+            pairs = [json.loads(r.logged) for r in window if r.ok]
+            log.write_many([(case, d, engine.policy_by_digest(d["vendor"], d["policy"]["digest"]))
+                            for case, d in pairs], "batch", lang)
+
+    out = sys.stdout if str(output) == "-" else output.open("w", encoding="utf-8", newline="")
+    try:
+        summary = run_batch(source, out, in_fmt=in_fmt, out_fmt=out_fmt, policies=root, matcher=matcher,
+                            lang=lang, workers=workers, keep=log is not None, on_window=on_window)
+    finally:
+        if out is not sys.stdout:
+            out.close()
+        if bar is not None:
+            bar.render_finish()
+    if fmt == "json":
+        _echo_json({"cases": summary.cases, "decided": summary.cases - len(summary.invalid),
+                    "outcomes": dict(summary.outcomes),
+                    "amounts": {c: f"{v:f}" for c, v in summary.amounts.items()},
+                    "invalid": [{"line": n, "error": e} for n, e in summary.invalid]})
+    else:
+        click.echo(summary_text(summary), err=str(output) == "-")
+
+
+@main.group()
+def log() -> None:
+    """Read the decision log: list, show, replay."""
+
+
+LOG_TARGET = click.option("--log", "log_target", default="clause-log.sqlite3", show_default=True,
+                          help="The decision log: a SQLite file or a postgresql:// URL.")
+
+
+@log.command("list")
+@LOG_TARGET
+@click.option("--limit", default=50, show_default=True, type=int)
+@FORMAT
+def log_list(log_target: str, limit: int, fmt: str) -> None:
+    """List logged decisions, oldest first."""
+    records = list(_open_log(log_target, fmt).records(limit=limit))
+    if fmt == "json":
+        _echo_json([{"id": r.id, "logged_at": r.logged_at, "origin": r.origin, "case_id": r.decision["case_id"],
+                     "vendor": r.decision["vendor"], "kind": r.decision["kind"],
+                     "outcome": r.decision["outcome"], "policy": r.decision["policy"]} for r in records])
+        return
+    for r in records:
+        d = r.decision
+        amount = f" {d['amount']['value']} {d['amount']['currency']}" if d["amount"] else ""
+        click.echo(f"{r.id:>6}  {r.logged_at[:19]}  {r.origin:<6} {d['vendor']}/{d['kind']}  "
+                   f"{d['case_id'] or '-'}  {d['outcome']}{amount}  ({d['policy']['version']})")
+
+
+@log.command("show")
+@click.argument("record_id", type=int)
+@LOG_TARGET
+@FORMAT
+def log_show(record_id: int, log_target: str, fmt: str) -> None:
+    """Show one logged decision with its case."""
+    records = list(_open_log(log_target, fmt).records(record_id=record_id))
+    if not records:
+        fail(CaseError([Diagnostic("log", f"no logged decision with id {record_id}")]), fmt)
+    r = records[0]
+    if fmt == "json":
+        _echo_json({"id": r.id, "logged_at": r.logged_at, "origin": r.origin, "engine_version": r.engine_version,
+                    "case": r.case, "decision": r.decision})
+        return
+    click.echo(f"Record {r.id}, logged {r.logged_at} by {r.origin} (engine {r.engine_version})")
+    click.echo(render_decision(r.decision))
+
+
+@log.command("replay")
+@LOG_TARGET
+@click.option("--limit", default=None, type=int)
+@click.option("--against-current/--recorded-only", default=True, show_default=True,
+              help="Also decide each case with the current policies and flag changes.")
+@FORMAT
+@POLICIES
+def log_replay(log_target: str, limit: int | None, against_current: bool, fmt: str, policies: Path | None) -> None:
+    """Re-decide logged cases with the policy version recorded (by digest); report differences.
+
+    Exits 1 when a logged decision cannot be reproduced.
+    """
+    from engine.log import replay  # noqa: PLC0415
+
+    current = load_engine(policies, "python", fmt) if against_current else None
+    results = list(replay(_open_log(log_target, fmt), current, limit))
+    broken = [r for r in results if not r.reproduced]
+    changed = [r for r in results if r.changed_now]
+    if fmt == "json":
+        _echo_json({"replayed": len(results), "reproduced": len(results) - len(broken),
+                    "not_reproduced": [{"id": r.record.id, "error": r.error} for r in broken],
+                    "changed_under_current": [{"id": r.record.id, "was": r.record.decision["outcome"],
+                                               "now": r.current["outcome"] if r.current else None}
+                                              for r in changed]})
+    else:
+        for r in broken:
+            click.echo(f"record {r.record.id}: NOT reproduced" + (f": {r.error}" if r.error else ""))
+        for r in changed:
+            was, now = r.record.decision, r.current or {}
+            click.echo(f"record {r.record.id}: the current policy would change it: {was['outcome']}"
+                       f"{_amount(was)} → {now.get('outcome')}{_amount(now)}")
+        click.echo(f"{len(results)} replayed, {len(results) - len(broken)} reproduced, "
+                   f"{len(changed)} would change under the current policies")
+    if broken:
+        sys.exit(1)
+
+
+def _amount(d: dict[str, Any]) -> str:
+    return f" {d['amount']['value']} {d['amount']['currency']}" if d.get("amount") else ""
+
+
 def read_case(source: str, fmt: str) -> tuple[Case, dict[str, list[str] | None]]:
     """Read a case file (YAML or JSON; '-' for stdin)."""
     name = "<stdin>" if source == "-" else source
@@ -311,10 +489,12 @@ def render_decision(d: dict[str, Any]) -> str:
 @click.argument("case", metavar="CASE|-")
 @click.option("--lang", default="en", show_default=True, help="Language of reasons and actions (en, es, ...).")
 @click.option("--explain", is_flag=True, help="Also show why each rule of the kind did or did not decide.")
+@click.option("--log", "log_target", default=None, help="Record the decision in this log (SQLite file or URL).")
 @FORMAT
 @POLICIES
 @MATCHER
-def decide(case: str, lang: str, explain: bool, fmt: str, policies: Path | None, matcher: str) -> None:
+def decide(case: str, lang: str, explain: bool, log_target: str | None, fmt: str, policies: Path | None,
+           matcher: str) -> None:
     """Decide one case file (YAML or JSON; '-' reads stdin)."""
     parsed, texts = read_case(case, fmt)
     engine = load_engine(policies, matcher, fmt)
@@ -324,6 +504,11 @@ def decide(case: str, lang: str, explain: bool, fmt: str, policies: Path | None,
         fail(err, fmt, texts)
     finally:
         engine.close()
+    if log_target:
+        record = {"id": parsed.id, "vendor": parsed.vendor, "kind": parsed.kind,
+                  "as_of": parsed.as_of.isoformat() if parsed.as_of else None, "facts": dict(parsed.facts)}
+        _open_log(log_target, fmt).write(record, decision, engine.policy_by_digest(
+            decision.vendor, decision.policy["digest"]), "decide", lang)
     data = decision.to_dict()
     if fmt == "json":
         if steps is not None:

@@ -153,6 +153,13 @@ class Engine:
         decision, compiled, facts = self._run(case, lang)
         return decision, explain(compiled, compiled.kinds[decision.kind], facts, decision)
 
+    def policy_by_digest(self, vendor: str, digest: str) -> Policy:
+        """The loaded policy version of ``vendor`` with ``digest`` (KeyError if none)."""
+        for compiled, _ in self._versions.get(vendor, ()):
+            if compiled.policy.digest == digest:
+                return compiled.policy
+        raise KeyError(digest)
+
     def compiled(self, vendor: str, as_of: date | None = None) -> CompiledPolicy:
         return self._select(vendor, as_of or self._today())[0]
 

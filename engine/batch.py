@@ -1,0 +1,234 @@
+"""Batch decisions: JSON Lines or CSV in, JSON Lines or CSV out, streaming.
+
+Memory stays flat in the number of cases: lines are read, decided and
+written a window at a time. With ``workers`` > 1, windows are split in
+chunks decided by worker processes (each loads its own Engine), and results
+are written in input order. A bad line is reported with its number and
+skipped — never fatal, never silently dropped.
+
+CSV input has the columns ``id, vendor, kind, as_of`` and one column per
+fact; an empty cell is an absent fact, ``true``/``false`` are booleans for
+bool facts, whole numbers for integer facts, and a JSON cell (``[...]``)
+gives a list fact.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import multiprocessing
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Callable, Iterator, TextIO
+
+from engine.engine import Engine
+from engine.errors import EngineError
+
+WINDOW = 4000
+CHUNK = 250
+CASE_COLUMNS = ("id", "vendor", "kind", "as_of")
+OUT_COLUMNS = ("line", "case_id", "vendor", "kind", "as_of", "outcome", "amount", "customer_pays",
+               "currency", "deadlines", "missing_facts", "rules", "policy_version")
+
+
+@dataclass(slots=True)
+class Summary:
+    cases: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    amounts: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    invalid: list[tuple[int, str]] = field(default_factory=list)
+
+
+def _csv_cases(stream: TextIO) -> Iterator[tuple[int, str]]:
+    """(line number, the row as a JSON case) for each CSV row; values stay text."""
+    reader = csv.DictReader(stream)
+    for row in reader:
+        case: dict[str, Any] = {k: row[k] for k in CASE_COLUMNS if row.get(k)}
+        case["facts"] = {k: v for k, v in row.items() if k not in CASE_COLUMNS and v not in ("", None)}
+        yield reader.line_num, json.dumps(case)
+
+
+def read_lines(path: Path, fmt: str) -> Iterator[tuple[int, str]]:
+    """(line number, raw JSON case) from a JSON Lines or CSV file, lazily."""
+    stream = path.open(encoding="utf-8", newline="")
+    with stream:
+        if fmt == "csv":
+            yield from _csv_cases(stream)
+        else:
+            for number, line in enumerate(stream, 1):
+                if line.strip():
+                    yield number, line
+
+
+def _typed_csv_facts(engine: Engine, case: dict[str, Any]) -> None:
+    """Turn CSV text into the JSON types the policy's facts expect."""
+    try:
+        policy = engine.policy(case["vendor"])
+    except (EngineError, KeyError):
+        return
+    for name, value in case["facts"].items():
+        decl = policy.facts.get(name)
+        if decl is None or not isinstance(value, str):
+            continue
+        kind = decl.type.kind
+        if kind == "bool" and value.lower() in ("true", "false"):
+            case["facts"][name] = value.lower() == "true"
+        elif kind == "integer" and value.lstrip("-").isdigit():
+            case["facts"][name] = int(value)
+        elif kind == "list" and value.startswith("["):
+            case["facts"][name] = json.loads(value, parse_float=Decimal)
+
+
+def decide_line(engine: Engine, number: int, raw: str, fmt: str, lang: str) -> tuple[int, str, Any]:
+    """('ok', (case, decision dict)) or ('error', message) for one input line."""
+    try:
+        case = json.loads(raw, parse_float=Decimal)
+        if fmt == "csv":
+            _typed_csv_facts(engine, case)
+        return number, "ok", (case, engine.decide(case, lang=lang).to_dict())
+    except json.JSONDecodeError as err:
+        return number, "error", f"invalid JSON: {err.msg} (column {err.colno})"
+    except EngineError as err:
+        return number, "error", "; ".join(
+            f"{d.code}: {d.message}" + (f" ({d.path})" if d.path else "") for d in err.diagnostics)
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """One decided line, already rendered, with what the summary and the log need."""
+
+    number: int
+    ok: bool
+    text: str                 # the output line, or the error message
+    outcome: str = ""
+    amount: str = ""
+    currency: str = ""
+    logged: str = ""          # JSON [case, decision] when the log is on
+
+
+def render_line(engine: Engine, number: int, raw: str, in_fmt: str, out_fmt: str, lang: str,
+                keep: bool) -> Result:
+    """Decide and render one line (in a worker, so only strings cross processes)."""
+    number, status, value = decide_line(engine, number, raw, in_fmt, lang)
+    if status != "ok":
+        return Result(number, False, value)
+    case, d = value
+    amount = d["amount"] or {}
+    logged = json.dumps([case, d], default=str, ensure_ascii=False) if keep else ""
+    return Result(number, True, render(number, d, out_fmt), d["outcome"], amount.get("value", ""),
+                  amount.get("currency", ""), logged)
+
+
+# --- worker processes --------------------------------------------------------
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(policies: str, matcher: str, in_fmt: str, out_fmt: str, lang: str, keep: bool) -> None:
+    _WORKER.update(engine=Engine.load(policies, matcher=matcher), args=(in_fmt, out_fmt, lang, keep))
+
+
+def _work(chunk: list[tuple[int, str]]) -> list[Result]:
+    return [render_line(_WORKER["engine"], n, raw, *_WORKER["args"]) for n, raw in chunk]
+
+
+def _windows(lines: Iterator[tuple[int, str]]) -> Iterator[list[tuple[int, str]]]:
+    window: list[tuple[int, str]] = []
+    for item in lines:
+        window.append(item)
+        if len(window) == WINDOW:
+            yield window
+            window = []
+    if window:
+        yield window
+
+
+def results(lines: Iterator[tuple[int, str]], policies: str, matcher: str, in_fmt: str, out_fmt: str,
+            lang: str, workers: int, keep: bool) -> Iterator[list[Result]]:
+    """Decided windows, in input order; at most one window in memory per stage."""
+    if workers <= 1:
+        engine = Engine.load(policies, matcher=matcher)
+        for window in _windows(lines):
+            yield [render_line(engine, n, raw, in_fmt, out_fmt, lang, keep) for n, raw in window]
+        return
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(workers, _init_worker, (policies, matcher, in_fmt, out_fmt, lang, keep)) as pool:
+        for window in _windows(lines):
+            chunks = [window[i:i + CHUNK] for i in range(0, len(window), CHUNK)]
+            yield [r for part in pool.imap(_work, chunks) for r in part]
+
+
+def render(number: int, d: dict[str, Any], fmt: str) -> str:
+    """One output line (JSON Lines) or CSV row, with its line ending."""
+    if fmt != "csv":
+        return json.dumps(d, ensure_ascii=False) + "\n"
+    buf = io.StringIO()
+    money = d["amount"] or d["customer_pays"] or {}
+    csv.writer(buf).writerow([
+        number, d["case_id"] or "", d["vendor"], d["kind"], d["as_of"], d["outcome"],
+        (d["amount"] or {}).get("value", ""), (d["customer_pays"] or {}).get("value", ""),
+        money.get("currency", ""), ";".join(f"{x['name']}={x['date']}" for x in d["deadlines"]),
+        ";".join(m["fact"] for m in d["missing_facts"]), ";".join(r["rule"] for r in d["reasons"]),
+        d["policy"]["version"]])
+    return buf.getvalue()
+
+
+def run_batch(source: Path, out: TextIO, *, in_fmt: str, out_fmt: str, policies: str, matcher: str,
+              lang: str, workers: int, keep: bool = False,
+              on_window: Callable[[list[Result]], None] | None = None) -> Summary:
+    """Decide every line of ``source`` into ``out``; return the summary.
+
+    ``keep`` carries each case and decision back for ``on_window`` (the
+    decision log); without it only the rendered lines travel.
+    """
+    summary = Summary()
+    if out_fmt == "csv":
+        csv.writer(out).writerow(OUT_COLUMNS)
+    for window in results(read_lines(source, in_fmt), policies, matcher, in_fmt, out_fmt, lang,
+                          workers, keep):
+        for r in window:
+            summary.cases += 1
+            if r.ok:
+                out.write(r.text)
+                summary.outcomes[r.outcome] += 1
+                if r.amount:
+                    summary.amounts[r.currency] += Decimal(r.amount)
+            else:
+                summary.invalid.append((r.number, r.text))
+        if on_window:
+            on_window(window)
+        out.flush()
+    return summary
+
+
+def count_lines(path: Path) -> int:
+    """Number of non-empty lines (for a progress bar), read in binary blocks."""
+    with path.open("rb") as fh:
+        return sum(1 for line in fh if line.strip())
+
+
+def summary_text(summary: Summary) -> str:
+    lines = [f"{summary.cases} case(s): {summary.cases - len(summary.invalid)} decided, "
+             f"{len(summary.invalid)} invalid"]
+    lines += [f"  {outcome}: {n}" for outcome, n in sorted(summary.outcomes.items())]
+    lines += [f"  total amount: {v:f} {c}" for c, v in sorted(summary.amounts.items())]
+    lines += [f"  line {n}: {msg}" for n, msg in summary.invalid[:50]]
+    if len(summary.invalid) > 50:
+        lines.append(f"  ... and {len(summary.invalid) - 50} more invalid lines")
+    return "\n".join(lines)
+
+
+def csv_text(rows: list[dict[str, Any]]) -> str:
+    """Helper for tests and docs: cases as a CSV document."""
+    facts = sorted({k for r in rows for k in r["facts"]})
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow([*CASE_COLUMNS, *facts])
+    for r in rows:
+        w.writerow([r.get(c, "") for c in CASE_COLUMNS] + [
+            json.dumps(r["facts"][f]) if isinstance(r["facts"].get(f), list)
+            else str(r["facts"].get(f, "")).lower() if isinstance(r["facts"].get(f), bool)
+            else r["facts"].get(f, "") for f in facts])
+    return buf.getvalue()

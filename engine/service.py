@@ -1,0 +1,262 @@
+"""The HTTP decision service (``clause serve``): Starlette under uvicorn.
+
+Endpoints (OpenAPI at ``/openapi.json``, built from the same JSON Schemas
+the CLI uses):
+
+* ``POST /v1/decide`` — one case → its decision;
+* ``POST /v1/decide/batch`` — a list of cases → a list of results, each a
+  decision or the diagnostics of that case;
+* ``GET /v1/policies`` — vendors, kinds, versions and digests;
+* ``GET /v1/policies/{vendor}/facts`` — the JSON Schema of a vendor's facts;
+* ``POST /v1/reload`` — reload the policies now;
+* ``GET /healthz``.
+
+Input errors answer 422 with the CLI's diagnostics, a body over the size
+limit 413, an unknown route 404; no traceback ever reaches a client.
+Policies reload when their files change: the new set is loaded and
+compiled aside and swapped in with one assignment, so a request sees the
+old set or the new one, never a mix; a broken edit keeps the old set and
+is reported by ``/healthz`` and on stderr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from engine import __version__
+from engine.engine import Engine, policy_files
+from engine.errors import Diagnostic, EngineError
+from engine.factschema import facts_schema
+from engine.log import DecisionLog
+from engine.schemas import load_schema
+
+LOG = logging.getLogger("clause.service")
+MAX_BODY = 1 << 20          # 1 MiB
+MAX_BATCH = 1000
+
+
+def _error(status: int, code: str, message: str, diagnostics: list[dict[str, Any]] | None = None) -> JSONResponse:
+    diags = diagnostics or [Diagnostic(code, message).to_dict()]
+    return JSONResponse({"ok": False, "error": message, "diagnostics": diags}, status_code=status)
+
+
+class PolicySet:
+    """The engine in service, swapped atomically when the policy files change."""
+
+    def __init__(self, root: Path, matcher: str) -> None:
+        self.root = root
+        self.matcher = matcher
+        self.engine = Engine.load(root, matcher=matcher)
+        self.loaded_at = time.time()
+        self.stamp = self._stamp()
+        self.last_error: list[dict[str, Any]] | None = None
+        self._lock = threading.Lock()
+
+    def _stamp(self) -> tuple[tuple[str, int, int], ...]:
+        files = [p for p in self.root.rglob("*") if p.is_file() and p.suffix in (".yaml", ".txt")]
+        return tuple(sorted((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files))
+
+    def reload(self, force: bool = False) -> bool:
+        """Load the files again if they changed; keep the old set if the new one is broken."""
+        with self._lock:
+            stamp = self._stamp()
+            if stamp == self.stamp and not force:
+                return False
+            try:
+                fresh = Engine.load(self.root, matcher=self.matcher)
+            except EngineError as err:
+                self.stamp = stamp  # do not retry the same broken files every second
+                self.last_error = [d.to_dict() for d in err.diagnostics]
+                LOG.error("policy reload failed; still serving the previous policies:\n%s", err)
+                return False
+            old, self.engine = self.engine, fresh  # the swap: one reference assignment
+            self.stamp, self.last_error, self.loaded_at = stamp, None, time.time()
+            old.close()
+            LOG.info("policies reloaded from %s", self.root)
+            return True
+
+    def watch(self, interval: float, stop: threading.Event) -> None:
+        while not stop.wait(interval):
+            try:
+                self.reload()
+            except Exception:  # noqa: BLE001 - the watcher must outlive any surprise
+                LOG.exception("policy watcher")
+
+
+def openapi() -> dict[str, Any]:
+    """OpenAPI 3.1 document whose bodies are the project's JSON Schemas."""
+    ref = lambda name: {"$ref": f"#/components/schemas/{name}"}  # noqa: E731
+    error = {"description": "Input error, with diagnostics", "content": {"application/json": {"schema": ref("Error")}}}
+    schemas = {"Case": load_schema("case.schema.json"), "Decision": load_schema("decision.schema.json"),
+               "Error": {"type": "object", "required": ["ok", "error", "diagnostics"], "properties": {
+                   "ok": {"const": False}, "error": {"type": "string"},
+                   "diagnostics": {"type": "array", "items": {"type": "object"}}}}}
+    for schema in schemas.values():
+        schema.pop("$schema", None)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Clause decision service", "version": __version__},
+        "paths": {
+            "/v1/decide": {"post": {
+                "summary": "Decide one case", "operationId": "decide",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": ref("Case")}}},
+                "responses": {"200": {"description": "The decision", "content": {"application/json": {"schema": ref("Decision")}}},
+                              "413": {"description": "Body too large"}, "422": error}}},
+            "/v1/decide/batch": {"post": {
+                "summary": "Decide a list of cases", "operationId": "decideBatch",
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": {"type": "array", "items": ref("Case"), "maxItems": MAX_BATCH}}}},
+                "responses": {"200": {"description": "One result per case, in order", "content": {"application/json": {
+                    "schema": {"type": "array", "items": {"oneOf": [
+                        {"type": "object", "required": ["decision"], "properties": {"decision": ref("Decision")}},
+                        {"type": "object", "required": ["diagnostics"], "properties": {"diagnostics": {"type": "array"}}}]}}}}},
+                    "413": {"description": "Body too large"}, "422": error}}},
+            "/v1/policies": {"get": {"summary": "Loaded policies", "operationId": "policies",
+                                     "responses": {"200": {"description": "Vendors, kinds, versions, digests"}}}},
+            "/v1/policies/{vendor}/facts": {"get": {
+                "summary": "JSON Schema of a vendor's facts", "operationId": "facts",
+                "parameters": [{"name": "vendor", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "A JSON Schema"}, "404": {"description": "Unknown vendor"}}}},
+            "/v1/reload": {"post": {"summary": "Reload the policies now", "operationId": "reload",
+                                    "responses": {"200": {"description": "Reloaded"}, "422": error}}},
+            "/healthz": {"get": {"summary": "Health", "operationId": "health",
+                                 "responses": {"200": {"description": "Serving"}}}},
+        },
+        "components": {"schemas": schemas},
+    }
+
+
+def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | None = None,
+               max_body: int = MAX_BODY, watch_interval: float | None = 1.0) -> Starlette:
+    """The ASGI application (also usable with any ASGI server or test client)."""
+    state = PolicySet(policies, matcher)
+    stop = threading.Event()
+    spec = openapi()
+
+    async def body_of(request: Request) -> Any:
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > max_body:
+            raise _Reject(413, "body_too_large", f"the body is over {max_body} bytes")
+        data = b""
+        async for part in request.stream():
+            data += part
+            if len(data) > max_body:
+                raise _Reject(413, "body_too_large", f"the body is over {max_body} bytes")
+        try:
+            return json.loads(data, parse_float=Decimal)
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise _Reject(422, "json", f"the body is not valid JSON: {err}") from err
+
+    def decide_one(engine: Engine, case: Any) -> tuple[dict[str, Any] | None, list[dict[str, Any]] | None]:
+        try:
+            decision = engine.decide(case)
+        except EngineError as err:
+            return None, [d.to_dict() for d in err.diagnostics]
+        if log is not None:
+            log.write(case, decision, engine.policy_by_digest(decision.vendor, decision.policy["digest"]), "serve")
+        return decision.to_dict(), None
+
+    async def decide(request: Request) -> Response:
+        case = await body_of(request)
+        decision, diags = await run_in_threadpool(decide_one, state.engine, case)
+        if diags is not None:
+            return _error(422, diags[0]["code"], diags[0]["message"], diags)
+        return JSONResponse(decision)
+
+    async def decide_batch(request: Request) -> Response:
+        cases = await body_of(request)
+        if not isinstance(cases, list):
+            return _error(422, "case", "the body must be a JSON array of cases")
+        if len(cases) > MAX_BATCH:
+            return _error(413, "body_too_large", f"at most {MAX_BATCH} cases per request")
+        engine = state.engine  # one policy set for the whole batch
+
+        def run() -> list[dict[str, Any]]:
+            out = []
+            for case in cases:
+                decision, diags = decide_one(engine, case)
+                out.append({"decision": decision} if diags is None else {"diagnostics": diags})
+            return out
+        return JSONResponse(await run_in_threadpool(run))
+
+    async def list_policies(_: Request) -> Response:
+        engine = state.engine
+        return JSONResponse({"vendors": {v: [{"version": p.version, "effective_from": p.effective_from.isoformat(),
+                                              "effective_until": p.effective_until.isoformat() if p.effective_until else None,
+                                              "digest": p.digest, "kinds": list(p.kinds)} for p in versions]
+                                         for v, versions in engine.vendors.items()}})
+
+    async def facts(request: Request) -> Response:
+        versions = state.engine.vendors.get(request.path_params["vendor"])
+        if not versions:
+            return _error(404, "case", f"unknown vendor {request.path_params['vendor']!r}")
+        return JSONResponse(facts_schema(versions[-1]))
+
+    async def reload(_: Request) -> Response:
+        changed = await run_in_threadpool(state.reload, True)
+        if state.last_error and not changed:
+            return _error(422, state.last_error[0]["code"], "the new policies are invalid; the previous ones "
+                          "are still serving", state.last_error)
+        return JSONResponse({"ok": True, "reloaded": changed})
+
+    async def health(_: Request) -> Response:
+        return JSONResponse({"ok": state.last_error is None, "version": __version__,
+                             "policies": len(policy_files(state.root)), "loaded_at": state.loaded_at,
+                             "reload_error": state.last_error})
+
+    async def spec_doc(_: Request) -> Response:
+        return JSONResponse(spec)
+
+    async def on_reject(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, _Reject)
+        return _error(exc.status, exc.code, exc.message)
+
+    async def on_crash(_: Request, exc: Exception) -> Response:
+        LOG.exception("internal error", exc_info=exc)
+        return _error(500, "internal", "internal error; see the server log")
+
+    def start() -> None:
+        if watch_interval:
+            threading.Thread(target=state.watch, args=(watch_interval, stop), daemon=True,
+                             name="clause-policy-watcher").start()
+
+    def shutdown() -> None:
+        stop.set()
+        state.engine.close()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        start()
+        yield
+        shutdown()
+
+    app = Starlette(routes=[
+        Route("/v1/decide", decide, methods=["POST"]),
+        Route("/v1/decide/batch", decide_batch, methods=["POST"]),
+        Route("/v1/policies", list_policies, methods=["GET"]),
+        Route("/v1/policies/{vendor}/facts", facts, methods=["GET"]),
+        Route("/v1/reload", reload, methods=["POST"]),
+        Route("/healthz", health, methods=["GET"]),
+        Route("/openapi.json", spec_doc, methods=["GET"]),
+    ], exception_handlers={_Reject: on_reject, Exception: on_crash}, lifespan=lifespan)
+    app.state.policies = state
+    return app
+
+
+class _Reject(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
