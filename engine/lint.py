@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from engine.model import Policy
 
 SAMPLES_PER_KIND = 1500
+SAMPLES_PER_RULE = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +107,13 @@ def _run_kind(compiled: CompiledPolicy, kind: str) -> _KindStats:
     rank = {r.rule.id: (not r.rule.override, -r.rule.priority if ck.kind.combine == "priority" else 0)
             for r in ck.ranked}
     outcome = {r.rule.id: r.rule.outcome for r in ck.rules}
-    for case in Sampler(compiled).cases(kind, names_, SAMPLES_PER_KIND):
+    sampler = Sampler(compiled)
+    cases = sampler.cases(kind, names_, SAMPLES_PER_KIND)
+    ranked = [r.cond for r in ck.ranked]
+    for i, rule in enumerate(ck.ranked):  # cases aimed at each rule: the rules above it fail
+        cases += sampler.cases(kind, names_, SAMPLES_PER_RULE, sampler.aiming(ranked[:i], rule.cond),
+                               salt=rule.rule.id)
+    for case in cases:
         try:
             decision = engine.decide(case)
         except CaseError:

@@ -15,7 +15,7 @@ import random
 import zlib
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from engine.match import ir
 
@@ -52,6 +52,12 @@ class Sampler:
                 if isinstance(v, (int, Decimal)) and not isinstance(v, bool) and 0 < v <= 400
                 and v == int(v) for d in (-1, 0, 1)}
         self.offsets = sorted(set(DAY_OFFSETS) | days)
+        # Dates the policy names (a switch-over day, an effective date): cases
+        # are also placed on both sides of them.
+        exprs = [d.expr for d in policy.derived.values()] + [
+            r.when for k in policy.kinds.values() for r in k.rules]
+        self.date_literals = sorted({v for e in exprs for v in e.checked.constants.values()
+                                     if isinstance(v, date) and not isinstance(v, datetime)})
 
     def candidates(self, name: str, decl: FactDecl) -> list[Any]:
         kind = decl.type.kind
@@ -89,7 +95,53 @@ class Sampler:
             return start + timedelta(days=rng.choice((0, 1, 10)), minutes=rng.choice(MINUTES))
         return rng.choice(self.candidates(name, decl))
 
-    def cases(self, kind: str, names: list[str], count: int) -> list[dict[str, Any]]:
+    def aiming(self, ranked: list[ir.Cond], target: ir.Cond) -> Callable[[random.Random], dict[str, Any]]:
+        """Forcing for cases aimed at ``target``: the conditions ranked above it false, it true."""
+        def force(rng: random.Random) -> dict[str, Any]:
+            out: dict[str, Any] = {}
+            for cond in ranked:
+                out.update(self.forcing(ir.negate(cond), rng))
+            out.update(self.forcing(target, rng))
+            return out
+        return force
+
+    def forcing(self, cond: ir.Cond, rng: random.Random | None = None) -> dict[str, Any]:
+        """Values of bool and enum facts that make the gates of ``cond`` true.
+
+        Follows the conjunction (and the first operand of a disjunction) down
+        to leaves on declared facts, through derived facts too (``returned_complete
+        = undamaged and packaged``), so that a rule behind many yes/no gates
+        gets cases where all of them hold.
+        """
+        policy = self.compiled.policy
+        out: dict[str, Any] = {}
+        stack = [cond]
+        seen: set[str] = set()
+        while stack:
+            node = stack.pop()
+            if isinstance(node, ir.All):
+                stack.extend(node.items)
+            elif isinstance(node, ir.Any) and node.items:
+                stack.append(rng.choice(node.items) if rng else node.items[0])
+            elif isinstance(node, (ir.Cmp, ir.In)) and node.field in policy.derived and node.field not in seen:
+                seen.add(node.field)
+                if isinstance(node, ir.Cmp) and node.op == "==" and node.value is True:
+                    stack.append(self._derived_ir(node.field))
+            elif isinstance(node, (ir.Cmp, ir.In)) and node.field in policy.facts:
+                value = _satisfying(node, policy.facts[node.field])
+                if value is not None:
+                    out[node.field] = value
+        return out
+
+    def _derived_ir(self, name: str) -> ir.Cond:
+        policy = self.compiled.policy
+        expr = policy.derived[name].expr
+        fields = {*policy.facts, *policy.derived, "as_of"}
+        return ir.lower(expr.checked, expr.text, ir.Lowering(), fields)
+
+    def cases(self, kind: str, names: list[str], count: int,
+              force: Callable[[random.Random], dict[str, Any]] | None = None,
+              salt: str = "") -> list[dict[str, Any]]:
         """``count`` cases of ``kind`` giving every fact in ``names`` (and as_of).
 
         Dates are drawn relative to one base day per case: the first date
@@ -98,14 +150,22 @@ class Sampler:
         installation" come up often.
         """
         policy = self.compiled.policy
-        rng = random.Random(zlib.crc32(f"{policy.vendor}/{policy.version}/{kind}".encode()))
+        rng = random.Random(zlib.crc32(f"{policy.vendor}/{policy.version}/{kind}/{salt}".encode()))
         dates = [n for n in names if policy.facts[n].type.kind == "date"]
+        as_of_near = [c + timedelta(days=d) for c in self.date_literals for d in (-1, 0, 1)]
         out = []
         for i in range(count):
             base = self.anchor + timedelta(days=rng.choice((0, 3, 30, 45, 120, 200)))
+            if as_of_near and rng.random() < 0.5:
+                base = rng.choice(as_of_near) - timedelta(days=rng.choice((0, 1, 7, 30)))
             facts = {n: _plain(base if dates and n == dates[0]
                                else self.value(rng, n, policy.facts[n], base)) for n in names}
+            for name, value in (force(rng) if force else {}).items():
+                if name in facts:
+                    facts[name] = _plain(value)
             as_of = base + timedelta(days=rng.choice(self.offsets))
+            if as_of_near and rng.random() < 0.5:
+                as_of = rng.choice(as_of_near)
             out.append({"id": f"gen-{kind}-{i}", "vendor": policy.vendor, "kind": kind,
                         "as_of": as_of.isoformat(), "facts": facts})
         return out
@@ -129,3 +189,16 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list):
         return [{k: _plain(v) for k, v in item.items()} for item in value]
     return value
+
+
+def _satisfying(leaf: ir.Cmp | ir.In, decl: FactDecl) -> Any:
+    """A value of a bool or enum fact that makes ``leaf`` true, or None."""
+    kind = decl.type.kind
+    if kind not in ("bool", "enum"):
+        return None
+    values: list[Any] = [True, False] if kind == "bool" else list(decl.type.values)
+    if isinstance(leaf, ir.In):
+        ok = [v for v in values if (v in leaf.values) != leaf.negated]
+    else:
+        ok = [v for v in values if (v == leaf.value if leaf.op == "==" else v != leaf.value)]
+    return ok[0] if ok else None

@@ -95,6 +95,11 @@ class Lowering:
         return self._by_text[key]
 
 
+def negate(cond: Cond) -> Cond:
+    """The negation of ``cond``, still in negation normal form."""
+    return _negate(cond)
+
+
 def _negate(cond: Cond) -> Cond:
     text = f"not ({cond.text})"
     if isinstance(cond, All):
