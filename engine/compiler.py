@@ -62,6 +62,7 @@ class CompiledPolicy:
     depends: Mapping[str, frozenset[str]]    # field -> declared facts it needs
     field_types: Mapping[str, Any]           # field -> Type, for back ends
     meta: Mapping[str, str]                  # the decision's "policy" member
+    money_fields: frozenset[str]             # facts and derived facts holding money
     quantum: Decimal                         # the currency's minor unit
 
     def needs(self, fields: list[str], present: dict[str, Any],
@@ -189,7 +190,8 @@ def compile_policy(policy: Policy) -> CompiledPolicy:
         meta=MappingProxyType({"vendor": policy.vendor, "version": policy.version,
                                "effective_from": policy.effective_from.isoformat(),
                                "digest": policy.digest}),
-        quantum=money.quantum(policy.currency))
+        quantum=money.quantum(policy.currency),
+        money_fields=frozenset(n for n, typ in env.items() if typ.kind == "money"))
 
 
 def _compiled_kind(kind: Kind, ns: dict[str, Any], derive: str, rules: list[Any],

@@ -98,15 +98,20 @@ def _format(value: Any, currency: str) -> str:
     return str(value)
 
 
-def render(text: str, facts: dict[str, Any], extra: dict[str, Any], currency: str) -> str:
-    """Fill ``{name}`` placeholders with fact, derived or result values."""
+def render(text: str, facts: dict[str, Any], extra: dict[str, Any], compiled: CompiledPolicy) -> str:
+    """Fill ``{name}`` placeholders with fact, derived or result values (money with its currency)."""
     if "{" not in text:
         return text
+    currency = compiled.policy.currency
 
     def sub(m: re.Match[str]) -> str:
         name = m.group(1)
         value = extra.get(name, facts.get(name))
-        return "?" if value is None else _format(value, currency)
+        if value is None:
+            return "?"
+        if name in compiled.money_fields and isinstance(value, Decimal):
+            value = Money(value, currency)
+        return _format(value, currency)
     return _PLACEHOLDER.sub(sub, text)
 
 
@@ -134,7 +139,7 @@ def decide(compiled: CompiledPolicy, kind_name: str, facts: dict[str, Any], matc
         return Decision(outcome="needs_info", **empty, reasons=reasons,
                         missing_facts=tuple(MissingFact(f, why) for f in missing), **common)
     if winner is None:
-        text = render(_text(kind.kind.otherwise_reason, lang), facts, {}, policy.currency)
+        text = render(_text(kind.kind.otherwise_reason, lang), facts, {}, compiled)
         return Decision(outcome=kind.kind.otherwise_outcome, **empty, missing_facts=(),
                         reasons=(Reason(f"{kind_name}:otherwise", None, source, text),), **common)
     return _granted(compiled, winner, facts, missed, lang, common)
@@ -174,10 +179,10 @@ def _granted(compiled: CompiledPolicy, winner: CompiledRule, facts: dict[str, An
     deadlines = tuple(Deadline(name, d, rule.id) for name, fn, expr in winner.deadlines
                       if (d := res.value(fn, expr, "deadline", name)) is not None)
     extra = {"amount": amount, "customer_pays": customer_pays}
-    actions = tuple(ActionItem(a.party, render(_text(a.text, lang), facts, extra, policy.currency), rule.id)
+    actions = tuple(ActionItem(a.party, render(_text(a.text, lang), facts, extra, compiled), rule.id)
                     for a in rule.actions)
     reason = Reason(rule.id, rule.clause, policy.source_file,
-                    render(_text(rule.reason, lang), facts, extra, policy.currency))
+                    render(_text(rule.reason, lang), facts, extra, compiled))
     return Decision(outcome=rule.outcome, amount=amount, customer_pays=customer_pays, fees=fees,
                     deadlines=deadlines, actions=actions, missing_facts=tuple(res.missing),
                     reasons=(reason,), **common)

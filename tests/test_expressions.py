@@ -575,3 +575,23 @@ def test_end_to_end_amount_is_exact_decimal(tmp_path: Path) -> None:
     assert type(decision.amount.value) is Decimal
     assert decision.amount.value == Decimal("0.30")
     assert decision.to_dict()["amount"] == {"value": "0.30", "currency": "USD"}
+
+
+# --- money literals -----------------------------------------------------------
+
+@pytest.mark.parametrize(("text", "facts", "expected"), [
+    ("max(money('25.00'), price * 0.15)", {"price": Decimal("120.00")}, Decimal("25.00")),
+    ("max(money(25), price * 0.15)", {"price": Decimal("250.00")}, Decimal("37.5000")),
+    ("price - money('0.01')", {"price": Decimal("1")}, Decimal("0.99")),
+    ("if flag then money(0) else price", {"flag": True, "price": Decimal("3")}, Decimal("0")),
+], ids=["floor-wins", "percent-wins", "subtract-cent", "zero"])
+def test_money_literal(text: str, facts: dict[str, Any], expected: Decimal) -> None:
+    assert type_of(text) == "money"
+    value = evaluate(text, facts)
+    assert value == expected and isinstance(value, Decimal)
+
+
+@pytest.mark.parametrize("text", ["money('abc')", "money(true)", "money(price)", "money()"],
+                         ids=["not-a-number", "bool", "not-a-literal", "no-argument"])
+def test_money_literal_refused(text: str) -> None:
+    assert refusal(text).code == "expr_type"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Mapping
 
 from engine.expressions import syntax as s
@@ -173,7 +174,7 @@ class _Checker:
                 raise ExprError("expr_type", "has() takes one fact name", node.start)
             self.check(node.args[0])
             return t.BOOL
-        if node.func in ("date", "datetime"):
+        if node.func in ("date", "datetime", "money"):
             return self._literal_call(node)
         fn = FUNCTIONS.get(node.func)
         if fn is None:
@@ -188,6 +189,8 @@ class _Checker:
 
     def _literal_call(self, node: s.Call) -> Type:
         arg = node.args[0] if len(node.args) == 1 else None
+        if node.func == "money":
+            return self._money_literal(node, arg)
         if not isinstance(arg, s.Literal) or not isinstance(arg.value, str):
             raise ExprError("expr_type", f"{node.func}() takes one quoted ISO value", node.start)
         try:
@@ -201,6 +204,21 @@ class _Checker:
             raise ExprError("expr_type", f"bad {node.func} literal {arg.value!r}: {err}", arg.start) from err
         self.out.constants[id(node)] = value
         return t.DATE if node.func == "date" else t.DATETIME
+
+
+    def _money_literal(self, node: s.Call, arg: s.Node | None) -> Type:
+        """``money('25.00')`` or ``money(25)``: an amount in the policy's currency."""
+        value = arg.value if isinstance(arg, s.Literal) else None
+        if isinstance(value, bool) or not isinstance(value, (int, Decimal, str)):
+            raise ExprError("expr_type", "money() takes one number, e.g. money('25.00')", node.start)
+        try:
+            amount = Decimal(value)
+        except ArithmeticError:
+            raise ExprError("expr_type", f"bad money literal {value!r}", node.start) from None
+        if not amount.is_finite() or len(amount.as_tuple().digits) > 30:
+            raise ExprError("expr_type", f"bad money literal {value!r}", node.start)
+        self.out.constants[id(node)] = amount
+        return t.MONEY
 
 
 _ARITHMETIC: dict[tuple[str, str, str], Type] = {

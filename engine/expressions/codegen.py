@@ -116,7 +116,7 @@ class _Gen:
             arg = node.args[0]
             assert isinstance(arg, s.Name)
             return f"({arg.name!r} in f)"
-        if node.func in ("date", "datetime"):
+        if node.func in ("date", "datetime", "money"):
             return self.consts.name(self.checked.constants[id(node)])
         args = [self.gen(a) for a in node.args]
         if node.func in ("min", "max"):

@@ -156,9 +156,9 @@ FUNCTIONS: dict[str, Function] = {f.name: f for f in (
     Function("abs", "abs(x)", "the absolute value", _abs),
 )}
 
-# ``has(fact)``, ``date('2024-01-31')`` and ``datetime(...)`` are handled by the
-# checker itself: they take a name or a literal, not a value.
-SPECIAL = ("has", "date", "datetime")
+# ``has(fact)``, ``date('2024-01-31')``, ``datetime(...)`` and ``money('25')``
+# are handled by the checker itself: they take a name or a literal, not a value.
+SPECIAL = ("has", "date", "datetime", "money")
 
 
 # --- runtime helpers (referenced by generated code) -------------------------
