@@ -170,7 +170,7 @@ def _kind_findings(compiled: CompiledPolicy, kind: str) -> list[Finding]:
 def _version_findings(policies: list[Policy]) -> list[Finding]:
     out = []
     ordered = sorted(policies, key=lambda p: p.effective_from)
-    for prev, nxt in zip(ordered, ordered[1:]):
+    for prev, nxt in zip(ordered, ordered[1:], strict=False):
         until = prev.effective_until
         if until is None or nxt.effective_from <= until:
             out.append(Finding("version_overlap", "error",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from click.testing import CliRunner
 from cli import main
 from engine import CaseError, Engine
 
-from conftest import POLICIES, ROOT
+from conftest import POLICIES
 
 MINI = """\
 clause: 1
