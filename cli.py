@@ -281,7 +281,11 @@ def serve(host: str, port: int, policies: Path | None, matcher: str, log_target:
         app = create_app(policies or default_policies_dir(), matcher=matcher, log=log, max_body=max_body)
     except EngineError as err:
         fail(err, "text")
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="info")
+    finally:
+        if log is not None:
+            log.close()
 
 
 def _open_log(target: str, fmt: str) -> Any:
@@ -342,6 +346,8 @@ def batch(source: Path, output: Path, input_format: str, output_format: str, wor
             out.close()
         if bar is not None:
             bar.render_finish()
+        if log is not None:
+            log.close()
     if fmt == "json":
         _echo_json({"cases": summary.cases, "decided": summary.cases - len(summary.invalid),
                     "outcomes": dict(summary.outcomes),
@@ -366,7 +372,9 @@ LOG_TARGET = click.option("--log", "log_target", default="clause-log.sqlite3", s
 @FORMAT
 def log_list(log_target: str, limit: int, fmt: str) -> None:
     """List logged decisions, oldest first."""
-    records = list(_open_log(log_target, fmt).records(limit=limit))
+    log = _open_log(log_target, fmt)
+    records = list(log.records(limit=limit))
+    log.close()
     if fmt == "json":
         _echo_json([{"id": r.id, "logged_at": r.logged_at, "origin": r.origin, "case_id": r.decision["case_id"],
                      "vendor": r.decision["vendor"], "kind": r.decision["kind"],
@@ -385,7 +393,9 @@ def log_list(log_target: str, limit: int, fmt: str) -> None:
 @FORMAT
 def log_show(record_id: int, log_target: str, fmt: str) -> None:
     """Show one logged decision with its case."""
-    records = list(_open_log(log_target, fmt).records(record_id=record_id))
+    log = _open_log(log_target, fmt)
+    records = list(log.records(record_id=record_id))
+    log.close()
     if not records:
         fail(CaseError([Diagnostic("log", f"no logged decision with id {record_id}")]), fmt)
     r = records[0]
@@ -412,7 +422,9 @@ def log_replay(log_target: str, limit: int | None, against_current: bool, fmt: s
     from engine.log import replay  # noqa: PLC0415
 
     current = load_engine(policies, "python", fmt) if against_current else None
-    results = list(replay(_open_log(log_target, fmt), current, limit))
+    log = _open_log(log_target, fmt)
+    results = list(replay(log, current, limit))
+    log.close()
     broken = [r for r in results if not r.reproduced]
     changed = [r for r in results if r.changed_now]
     if fmt == "json":
@@ -507,8 +519,10 @@ def decide(case: str, lang: str, explain: bool, log_target: str | None, fmt: str
     if log_target:
         record = {"id": parsed.id, "vendor": parsed.vendor, "kind": parsed.kind,
                   "as_of": parsed.as_of.isoformat() if parsed.as_of else None, "facts": dict(parsed.facts)}
-        _open_log(log_target, fmt).write(record, decision, engine.policy_by_digest(
-            decision.vendor, decision.policy["digest"]), "decide", lang)
+        log = _open_log(log_target, fmt)
+        log.write(record, decision, engine.policy_by_digest(decision.vendor, decision.policy["digest"]),
+                  "decide", lang)
+        log.close()
     data = decision.to_dict()
     if fmt == "json":
         if steps is not None:

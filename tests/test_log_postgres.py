@@ -1,0 +1,108 @@
+"""The decision log on PostgreSQL, against a throwaway server this module starts.
+
+Needs the PostgreSQL server programs (Debian's ``postgresql`` package;
+``.ci/run`` installs it) and psycopg. The server listens on 127.0.0.1 only
+and is stopped at the end of the module.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from glob import glob
+from pathlib import Path
+
+import pytest
+
+from engine import Engine
+from engine.log import DecisionLog, replay
+
+from conftest import POLICIES
+
+CASE = {"id": "PG-1", "vendor": "itellum", "kind": "warranty", "as_of": "2025-03-10",
+        "facts": {"installed_on": "2025-03-01", "failed_on": "2025-03-09", "damage_cause": "factory",
+                  "shipping_cost": "12500.00"}}
+
+
+def _server_programs() -> tuple[str, str] | None:
+    for folder in [*(os.environ.get("PATH", "").split(os.pathsep)), *sorted(glob("/usr/lib/postgresql/*/bin"))]:
+        initdb, pg_ctl = Path(folder) / "initdb", Path(folder) / "pg_ctl"
+        if initdb.exists() and pg_ctl.exists():
+            return str(initdb), str(pg_ctl)
+    return None
+
+
+def _unavailable() -> str | None:
+    try:
+        import psycopg  # noqa: F401, PLC0415
+    except ImportError:
+        return "psycopg is not installed (pip install '.[postgres]')"
+    if _server_programs() is None:
+        return "the PostgreSQL server programs (initdb, pg_ctl) are not installed"
+    if os.geteuid() == 0 and shutil.which("runuser") is None:
+        return "running as root without runuser to start PostgreSQL as another user"
+    return None
+
+
+pytestmark = pytest.mark.skipif(_unavailable() is not None, reason=str(_unavailable()))
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    initdb, pg_ctl = _server_programs()  # type: ignore[misc]
+    # Not under pytest's tmp_path: its parents are private to root, and the
+    # server must run as another user.
+    home = Path(tempfile.mkdtemp(prefix="clause-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        subprocess.run(["useradd", "--system", "--no-create-home", "clausepg"], capture_output=True)
+        shutil.chown(home, "clausepg")
+        os.chmod(home, 0o700)
+        as_user = ["runuser", "-u", "clausepg", "--"]
+    data = home / "data"
+    subprocess.run([*as_user, initdb, "-D", str(data), "-A", "trust", "-U", "clause", "--no-sync"],
+                   check=True, capture_output=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    options = f"-p {port} -k {home} -c listen_addresses=127.0.0.1 -c fsync=off"
+    subprocess.run([*as_user, pg_ctl, "-D", str(data), "-o", options, "-w", "-t", "30", "-l",
+                    str(home / "log"), "start"], check=True, capture_output=True)
+    try:
+        yield f"postgresql://clause@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_records_and_replays_on_postgres(pg_url: str) -> None:
+    engine = Engine.load(POLICIES)
+    decision = engine.decide(CASE)
+    log = DecisionLog(pg_url)
+    policy = engine.policy_by_digest("itellum", decision.policy["digest"])
+    log.write(CASE, decision, policy, "test", "en")
+    log.write(CASE, engine.decide(CASE, lang="es"), policy, "test", "es")
+    records = list(log.records())
+    assert [(r.id, r.origin, r.lang) for r in records][-2:] == [(records[-2].id, "test", "en"),
+                                                               (records[-1].id, "test", "es")]
+    assert records[-2].decision == decision.to_dict() and records[-2].case == CASE
+    assert records[-1].decision["reasons"][0]["text"].startswith("La falla está dentro de la garantía")
+    results = list(replay(log, engine))
+    assert [r.reproduced for r in results] == [True] * len(results)
+    assert not any(r.changed_now for r in results)
+    log.close()
+
+
+def test_cli_decide_logs_to_postgres(pg_url: str, tmp_path: Path) -> None:
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from cli import main  # noqa: PLC0415
+    result = CliRunner().invoke(main, ["decide", str(POLICIES / "itellum" / "cases" / "return-refund.yaml"),
+                                       "--log", pg_url])
+    assert result.exit_code == 0, result.output
+    listing = CliRunner().invoke(main, ["log", "list", "--log", pg_url])
+    assert "itellum/return  CASE-0042  refund 175000.50 CRC  (2024.1)" in listing.output
