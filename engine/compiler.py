@@ -25,6 +25,7 @@ from engine.expressions.functions import RUNTIME, EvalFailure
 from engine.expressions.syntax import names
 from engine.loader import PLACEHOLDER, RESERVED
 from engine.match import ir
+from engine.model import ActionItem, Reason
 
 if TYPE_CHECKING:
     from engine.model import Expr, Kind, Policy, Rule
@@ -37,6 +38,7 @@ class CompiledRule:
     rule: Rule
     cond: ir.Cond
     derive: Fn                               # fields only this rule's results need
+    static_texts: Mapping[str, tuple[tuple[ActionItem, ...], Reason]]  # lang -> texts without placeholders
     amount: Fn | None
     customer_pays: Fn | None
     fees: tuple[tuple[str, Fn, Expr], ...]
@@ -178,7 +180,8 @@ def compile_policy(policy: Policy) -> CompiledPolicy:
     checks = [(derive(_closure(set(c.expr.reads), reads)), _expr_fn(module, c.expr), c.message, c.expr)
               for c in policy.checks]
     ns = module.build(f"<clause:{policy.vendor}:{policy.version}>")
-    kinds = {name: _compiled_kind(policy.kinds[name], ns, derive, rules, depends)
+    kinds = {name: _compiled_kind(policy.kinds[name], ns, derive, rules, depends, policy.languages,
+                                  policy.source_file)
              for name, (derive, rules) in pending.items()}
     field_types = {**env, **{n: check(s.node, env).type for n, s in lowering.synthetics.items()}}
     return CompiledPolicy(
@@ -194,13 +197,27 @@ def compile_policy(policy: Policy) -> CompiledPolicy:
         money_fields=frozenset(n for n, typ in env.items() if typ.kind == "money"))
 
 
+def _static_texts(rule: Rule, languages: tuple[str, ...],
+                  source: str) -> Mapping[str, tuple[tuple[ActionItem, ...], Reason]]:
+    """A rule's actions and reason per language, built once when they have no placeholders."""
+    if _placeholders(rule):
+        return MappingProxyType({})
+    out = {}
+    for lang in languages:
+        actions = tuple(ActionItem(a.party, a.text.get(lang) or a.text["en"], rule.id) for a in rule.actions)
+        out[lang] = (actions, Reason(rule.id, rule.clause, source, rule.reason.get(lang) or rule.reason["en"]))
+    return MappingProxyType(out)
+
+
 def _compiled_kind(kind: Kind, ns: dict[str, Any], derive: str, rules: list[Any],
-                   depends: Mapping[str, frozenset[str]]) -> CompiledKind:
+                   depends: Mapping[str, frozenset[str]], languages: tuple[str, ...],
+                   source: str) -> CompiledKind:
     def fn(name: str | None) -> Fn | None:
         return ns[name] if name else None
 
     compiled = tuple(CompiledRule(
-        rule=r, cond=cond, derive=ns[rderive], amount=fn(a), customer_pays=fn(c),
+        rule=r, cond=cond, derive=ns[rderive], static_texts=_static_texts(r, languages, source),
+        amount=fn(a), customer_pays=fn(c),
         fees=tuple((n, ns[f], e) for n, f, e in fees),
         deadlines=tuple((n, ns[f], e) for n, f, e in deadlines))
         for r, cond, rderive, a, c, fees, deadlines in rules)

@@ -178,11 +178,15 @@ def _granted(compiled: CompiledPolicy, winner: CompiledRule, facts: dict[str, An
                  if (m := res.money(fn, expr, "fee", name)) is not None)
     deadlines = tuple(Deadline(name, d, rule.id) for name, fn, expr in winner.deadlines
                       if (d := res.value(fn, expr, "deadline", name)) is not None)
-    extra = {"amount": amount, "customer_pays": customer_pays}
-    actions = tuple(ActionItem(a.party, render(_text(a.text, lang), facts, extra, compiled), rule.id)
-                    for a in rule.actions)
-    reason = Reason(rule.id, rule.clause, policy.source_file,
-                    render(_text(rule.reason, lang), facts, extra, compiled))
+    static = winner.static_texts.get(lang) or winner.static_texts.get("en")
+    if static is not None:  # texts without placeholders are built once, at compile time
+        actions, reason = static
+    else:
+        extra = {"amount": amount, "customer_pays": customer_pays}
+        actions = tuple(ActionItem(a.party, render(_text(a.text, lang), facts, extra, compiled), rule.id)
+                        for a in rule.actions)
+        reason = Reason(rule.id, rule.clause, policy.source_file,
+                        render(_text(rule.reason, lang), facts, extra, compiled))
     return Decision(outcome=rule.outcome, amount=amount, customer_pays=customer_pays, fees=fees,
                     deadlines=deadlines, actions=actions, missing_facts=tuple(res.missing),
                     reasons=(reason,), **common)
