@@ -348,11 +348,12 @@ def batch(source: Path, output: Path, input_format: str, output_format: str, wor
             bar.render_finish()
         if log is not None:
             log.close()
-    if fmt == "json":
-        _echo_json({"cases": summary.cases, "decided": summary.cases - len(summary.invalid),
+    if fmt == "json":  # on stderr when the decisions themselves go to stdout
+        click.echo(json.dumps({"cases": summary.cases, "decided": summary.cases - len(summary.invalid),
                     "outcomes": dict(summary.outcomes),
                     "amounts": {c: f"{v:f}" for c, v in summary.amounts.items()},
-                    "invalid": [{"line": n, "error": e} for n, e in summary.invalid]})
+                    "invalid": [{"line": n, "error": e} for n, e in summary.invalid]}, indent=2),
+                   err=str(output) == "-")
     else:
         click.echo(summary_text(summary), err=str(output) == "-")
 

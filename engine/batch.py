@@ -94,6 +94,8 @@ def decide_line(engine: Engine, number: int, raw: str, fmt: str, lang: str) -> t
     except EngineError as err:
         return number, "error", "; ".join(
             f"{d.code}: {d.message}" + (f" ({d.path})" if d.path else "") for d in err.diagnostics)
+    except Exception as err:  # noqa: BLE001 - one line must never end the batch
+        return number, "error", f"internal error on this line ({type(err).__name__}: {err})"
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,16 +43,27 @@ class Case:
         if problems:
             raise CaseError(problems)
         as_of = data.get("as_of")
-        if isinstance(as_of, str):
+        if isinstance(as_of, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", as_of):
             try:
                 as_of = date.fromisoformat(as_of)
             except ValueError:
-                raise CaseError([_diag(document, ("as_of",), "case",
-                                       f"as_of must be a date YYYY-MM-DD, found {as_of!r}")]) from None
+                as_of = data.get("as_of")
+        if as_of is not None and (not isinstance(as_of, date) or isinstance(as_of, datetime)):
+            raise CaseError([_diag(document, ("as_of",), "case",
+                                   f"as_of must be a date YYYY-MM-DD, found {_shown(as_of)}")])
         case_id = data.get("id")
         return cls(vendor=data["vendor"], kind=data["kind"],
                    facts=MappingProxyType(dict(data.get("facts") or {})),
                    id=None if case_id is None else str(case_id), as_of=as_of, document=document)
+
+
+def _shown(value: Any) -> str:
+    """A value as the user wrote it (``1.5``, not ``Decimal('1.5')``)."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)
 
 
 def _shape(data: Any, document: Document | None) -> list[Diagnostic]:
@@ -104,22 +115,22 @@ class _Coercer:
     def to_bool(self, _d: FactDecl, raw: Any, _p: Any) -> bool:
         if isinstance(raw, bool):
             return raw
-        raise TypeError(f"expected true or false, found {raw!r}")
+        raise TypeError(f"expected true or false, found {_shown(raw)}")
 
     def to_integer(self, _d: FactDecl, raw: Any, _p: Any) -> int:
         if isinstance(raw, bool) or not isinstance(raw, (int, Decimal)) or raw != int(raw):
-            raise TypeError(f"expected a whole number, found {raw!r}")
+            raise TypeError(f"expected a whole number, found {_shown(raw)}")
         return int(raw)
 
     def to_decimal(self, _d: FactDecl, raw: Any, _p: Any) -> Decimal:
         if isinstance(raw, float):
             raise TypeError(f"expected an exact decimal (a string like \"12.50\" or a Decimal), "
-                            f"found the binary float {raw!r}")
+                            f"found the binary float {_shown(raw)}")
         if isinstance(raw, bool) or not isinstance(raw, (int, Decimal, str)):
-            raise TypeError(f"expected a number, found {raw!r}")
+            raise TypeError(f"expected a number, found {_shown(raw)}")
         value = Decimal(raw.strip()) if isinstance(raw, str) else Decimal(raw)
         if not value.is_finite():
-            raise ValueError(f"expected a finite number, found {raw!r}")
+            raise ValueError(f"expected a finite number, found {_shown(raw)}")
         return value
 
     def to_money(self, decl: FactDecl, raw: Any, path: Any) -> Decimal:
@@ -141,7 +152,7 @@ class _Coercer:
         if isinstance(raw, date):
             return raw
         if not isinstance(raw, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
-            raise TypeError(f"expected a date YYYY-MM-DD, found {raw!r}")
+            raise TypeError(f"expected a date YYYY-MM-DD, found {_shown(raw)}")
         return date.fromisoformat(raw)
 
     def to_datetime(self, _d: FactDecl, raw: Any, _p: Any) -> datetime:
@@ -150,9 +161,9 @@ class _Coercer:
                 raw = datetime.fromisoformat(raw)
             except ValueError:
                 raise ValueError("expected an ISO date-time like 2025-03-01T14:30:00-06:00, "
-                                 f"found {raw!r}") from None
+                                 f"found {_shown(raw)}") from None
         if not isinstance(raw, datetime):
-            raise TypeError(f"expected a date-time, found {raw!r}")
+            raise TypeError(f"expected a date-time, found {_shown(raw)}")
         # A moment without a UTC offset is read in the vendor's time zone.
         return raw if raw.tzinfo else raw.replace(tzinfo=self.tz)
 
@@ -161,24 +172,24 @@ class _Coercer:
             return raw
         m = _DURATION.match(raw) if isinstance(raw, str) else None
         if not m or raw in ("P", "PT"):
-            raise ValueError(f"expected an ISO 8601 duration like PT1H30M or P2D, found {raw!r}")
+            raise ValueError(f"expected an ISO 8601 duration like PT1H30M or P2D, found {_shown(raw)}")
         d, h, mi, s = m.groups()
         return timedelta(days=int(d or 0), hours=int(h or 0), minutes=int(mi or 0),
                          microseconds=int(Decimal(s or 0) * 1000000))
 
     def to_enum(self, decl: FactDecl, raw: Any, _p: Any) -> str:
         if raw not in decl.type.values:
-            raise ValueError(f"expected one of {', '.join(decl.type.values)}, found {raw!r}")
+            raise ValueError(f"expected one of {', '.join(decl.type.values)}, found {_shown(raw)}")
         return str(raw)
 
     def to_string(self, _d: FactDecl, raw: Any, _p: Any) -> str:
         if not isinstance(raw, str):
-            raise TypeError(f"expected a string, found {raw!r}")
+            raise TypeError(f"expected a string, found {_shown(raw)}")
         return raw
 
     def to_list(self, decl: FactDecl, raw: Any, path: tuple[Any, ...]) -> list[dict[str, Any]]:
         if not isinstance(raw, list):
-            raise TypeError(f"expected a list of records, found {raw!r}")
+            raise TypeError(f"expected a list of records, found {_shown(raw)}")
         out = []
         for i, item in enumerate(raw):
             if not isinstance(item, Mapping):

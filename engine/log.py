@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sqlite3
 import tempfile
 import threading
@@ -41,6 +42,11 @@ SCHEMA = (
         engine_version TEXT NOT NULL, lang TEXT NOT NULL,
         case_json TEXT NOT NULL, decision_json TEXT NOT NULL)""",
 )
+
+
+def _redacted(text: str) -> str:
+    """Hide the password of a database URL (``postgresql://user:secret@host``)."""
+    return re.sub(r"(\w+://[^:/@\s]+):[^@\s]+@", r"\1:***@", text)
 
 
 class LogError(EngineError):
@@ -82,7 +88,8 @@ class DecisionLog:
             raise LogError([Diagnostic("log", "a postgresql:// log needs psycopg: "
                                        "pip install 'clause-engine[postgres]'")]) from err
         except Exception as err:  # noqa: BLE001 - sqlite3/psycopg raise their own trees
-            raise LogError([Diagnostic("log", f"cannot open the decision log {target}: {err}")]) from err
+            raise LogError([Diagnostic("log", f"cannot open the decision log {_redacted(target)}: "
+                                       f"{_redacted(str(err))}")]) from err
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[Any]:

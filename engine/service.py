@@ -104,8 +104,8 @@ def openapi() -> dict[str, Any]:
                "Error": {"type": "object", "required": ["ok", "error", "diagnostics"], "properties": {
                    "ok": {"const": False}, "error": {"type": "string"},
                    "diagnostics": {"type": "array", "items": {"type": "object"}}}}}
-    for schema in schemas.values():
-        schema.pop("$schema", None)
+    for name, schema in list(schemas.items()):
+        schemas[name] = _embedded(schema, f"#/components/schemas/{name}")
     return {
         "openapi": "3.1.0",
         "info": {"title": "Clause decision service", "version": __version__},
@@ -137,6 +137,16 @@ def openapi() -> dict[str, Any]:
         },
         "components": {"schemas": schemas},
     }
+
+
+def _embedded(schema: dict[str, Any], at: str) -> dict[str, Any]:
+    """A standalone schema made fit to sit at ``at`` inside the OpenAPI document.
+
+    Its own ``$schema``/``$id`` go (the document's dialect applies) and its
+    local references ``#/$defs/x`` are rewritten to point under ``at``.
+    """
+    text = json.dumps({k: v for k, v in schema.items() if k not in ("$schema", "$id")})
+    return json.loads(text.replace('"#/$defs/', f'"{at}/$defs/'))
 
 
 def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | None = None,

@@ -17,15 +17,15 @@ import socket
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
+from conftest import POLICIES, ROOT
 
 from engine import Engine, __version__
 from engine.log import DecisionLog, LogError, replay
-
-from conftest import POLICIES, ROOT
 
 RETURN_CASE = POLICIES / "itellum" / "cases" / "return-refund.yaml"
 WARRANTY_CASE = POLICIES / "itellum" / "cases" / "warranty-day-8.yaml"
@@ -55,7 +55,7 @@ def clause(*args: str, cwd: Path, env: dict[str, str] | None = None,
         boot = (f"{pre}\nimport runpy, sys\nsys.argv = [{str(ROOT / 'cli.py')!r}, *{list(args)!r}]\n"
                 f"runpy.run_path({str(ROOT / 'cli.py')!r}, run_name='__main__')\n")
         cmd = [sys.executable, "-c", boot]
-    return subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=120, check=False)
 
 
 def ok(result: subprocess.CompletedProcess[str], code: int = 0) -> subprocess.CompletedProcess[str]:
@@ -349,7 +349,7 @@ def test_postgres_without_psycopg_is_a_clean_error(tmp_path: Path, verb: tuple[s
 
 def test_postgres_without_server_is_a_clean_error(tmp_path: Path) -> None:
     try:
-        import psycopg  # noqa: F401, PLC0415
+        import psycopg  # noqa: F401
     except ImportError:
         pytest.skip("psycopg is not installed (the no-psycopg path is tested above)")
     if _port_open(PG_PORT):

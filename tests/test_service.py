@@ -22,12 +22,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
+from conftest import POLICIES, ROOT
 
 from engine import Engine
 from engine._yaml import parse_yaml
@@ -36,12 +38,9 @@ from engine.log import DecisionLog
 from engine.schemas import load_schema
 from engine.testing import load_tests
 
-from conftest import POLICIES, ROOT
-
 VENDORS = ["itellum", "intpho", "voip-provider", "ippbx-store", "did-provider"]
 RETURN_CASE = POLICIES / "itellum" / "cases" / "return-refund.yaml"
 REFUND_AMOUNT = "equipment_price + first_monthly_fee"
-TRACEBACK_MARKERS = ("Traceback", 'File "', "line ", ".py")
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -372,7 +371,7 @@ def test_healthz(server: Server) -> None:
 
 
 def test_openapi_document_validates(server: Server) -> None:
-    from openapi_spec_validator import validate  # noqa: PLC0415
+    from openapi_spec_validator import validate
 
     reply = server.get("/openapi.json")
     assert reply.status == 200
@@ -389,9 +388,9 @@ def test_openapi_document_validates(server: Server) -> None:
 
 def spec_validator(spec: dict[str, Any], component: str) -> Any:
     """A JSON Schema validator for ``#/components/schemas/<component>`` inside the served document."""
-    from jsonschema import Draft202012Validator  # noqa: PLC0415
-    from referencing import Registry, Resource  # noqa: PLC0415
-    from referencing.jsonschema import DRAFT202012  # noqa: PLC0415
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
 
     uri = "urn:clause:openapi"
     registry = Registry().with_resource(uri, Resource(contents=spec, specification=DRAFT202012))
@@ -483,7 +482,7 @@ def test_body_over_limit_chunked_is_413(small_server: Server) -> None:
             yield b" " * 500
         yield b"{}"
     port = int(small_server.url.rsplit(":", 1)[1])
-    import http.client  # noqa: PLC0415
+    import http.client
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
     try:
         conn.request("POST", "/v1/decide", body=chunks(), headers={"Content-Type": "application/json"},
@@ -567,7 +566,9 @@ def test_reload_on_file_change(own_server: Server) -> None:
     health = own_server.get("/healthz").json()
     assert health["ok"] is True and health["loaded_at"] > before
     listed = own_server.get("/v1/policies").json()["vendors"]["itellum"][0]["digest"]
-    assert listed != Engine.load(POLICIES).vendors["itellum"][0].digest
+    bundled = Engine.load(POLICIES)
+    assert listed != bundled.vendors["itellum"][0].digest
+    bundled.close()
 
 
 def test_broken_edit_keeps_previous_policies(own_server: Server) -> None:
