@@ -55,7 +55,13 @@ class Calendar:
     def holiday_name(self, day: date) -> str | None:
         if day not in self.holidays_of(day.year):
             return None
-        return holidays.country_holidays(self.country, subdiv=self.subdivision, years=day.year).get(day)
+        # English names whatever the machine's locale (holidays defaults to the country's language).
+        try:
+            table = holidays.country_holidays(self.country, subdiv=self.subdivision, years=day.year,
+                                              language="en_US")
+        except (NotImplementedError, ValueError):
+            table = holidays.country_holidays(self.country, subdiv=self.subdivision, years=day.year)
+        return table.get(day)
 
     def is_business_day(self, day: date) -> bool:
         return day.weekday() < 5 and day not in self.holidays_of(day.year)
