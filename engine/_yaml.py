@@ -79,14 +79,19 @@ def _mark(file: str, node: yaml.Node) -> SourceLocation:
     return SourceLocation(file, node.start_mark.line + 1, node.start_mark.column + 1)
 
 
-def _index(doc: Document, node: yaml.Node, path: Path, problems: list[Diagnostic]) -> None:
+def _index(doc: Document, node: yaml.Node, path: Path, problems: list[Diagnostic],
+           seen_nodes: set[int] | None = None) -> None:
+    seen_nodes = set() if seen_nodes is None else seen_nodes
     doc.locations[path] = _mark(doc.file, node)
+    if id(node) in seen_nodes:
+        return  # an alias: its inside was indexed where the anchor is
+    seen_nodes.add(id(node))
     if isinstance(node, yaml.ScalarNode):
         doc.styles[path] = node.style
         doc.spans[path] = (node.start_mark.index, node.end_mark.index)
     elif isinstance(node, yaml.SequenceNode):
         for i, child in enumerate(node.value):
-            _index(doc, child, (*path, i), problems)
+            _index(doc, child, (*path, i), problems, seen_nodes)
     elif isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key_node, value_node in node.value:
@@ -99,7 +104,7 @@ def _index(doc: Document, node: yaml.Node, path: Path, problems: list[Diagnostic
                     _mark(doc.file, key_node), _json_path((*path, key))))
             seen.add(key)
             doc.locations[("#key", *path, key)] = _mark(doc.file, key_node)
-            _index(doc, value_node, (*path, key), problems)
+            _index(doc, value_node, (*path, key), problems, seen_nodes)
 
 
 def _json_path(path: Path) -> str:
@@ -111,13 +116,43 @@ def json_path(path: Path) -> str:
     return _json_path(path)
 
 
+MAX_NODES = 200_000
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], active: set[int]) -> int:
+    """Nodes in ``node`` once aliases are expanded (aliases share node objects)."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in active:
+        raise ValueError("a recursive alias (an anchor used inside itself)")
+    active.add(key)
+    children: list[yaml.Node] = []
+    if isinstance(node, yaml.SequenceNode):
+        children = list(node.value)
+    elif isinstance(node, yaml.MappingNode):
+        children = [n for pair in node.value for n in pair]
+    size = 1 + sum(_expanded_size(c, sizes, active) for c in children)
+    active.discard(key)
+    sizes[key] = min(size, MAX_NODES + 1)
+    return sizes[key]
+
+
 def parse_yaml(text: str, file: str) -> tuple[Document | None, list[Diagnostic]]:
-    """Parse one YAML document; return it with its diagnostics (never raise)."""
-    loader = _Loader(text)
+    """Parse one YAML document; return it with its diagnostics (never raise).
+
+    Aliases are checked before anything walks the data: a recursive alias,
+    or a document that expands to more than :data:`MAX_NODES` nodes
+    ("billion laughs"), is refused.
+    """
     doc = Document(None, file, text)
     problems: list[Diagnostic] = []
+    loader: _Loader | None = None
     try:
+        loader = _Loader(text)
         node = loader.get_single_node()
+        if node is not None and _expanded_size(node, {}, set()) > MAX_NODES:
+            raise ValueError(f"the document expands to more than {MAX_NODES} nodes (too many aliases)")
         if node is not None:
             # Index before constructing: construction flattens merge keys (<<) in place.
             _index(doc, node, (), problems)
@@ -129,8 +164,11 @@ def parse_yaml(text: str, file: str) -> tuple[Document | None, list[Diagnostic]]
         return None, [Diagnostic("yaml_syntax", f"invalid YAML: {problem}", loc)]
     except (yaml.YAMLError, ValueError, ArithmeticError) as err:
         return None, [Diagnostic("yaml_syntax", f"invalid YAML: {err}", SourceLocation(file))]
+    except RecursionError:
+        return None, [Diagnostic("yaml_syntax", "invalid YAML: nested too deeply", SourceLocation(file))]
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     doc.data = data
     return doc, problems
 

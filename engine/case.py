@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Mapping
@@ -57,6 +57,48 @@ class Case:
                    id=None if case_id is None else str(case_id), as_of=as_of, document=document)
 
 
+# Bounds that keep every computation exact and in range (and the Rete
+# projection inside 2**52): amounts below a trillion with at most 12 places,
+# whole numbers below 10**15, years 1900-2999.
+MAX_MAGNITUDE = Decimal(10) ** 12
+MAX_PLACES = 12
+MAX_INTEGER = 10**15
+MIN_YEAR, MAX_YEAR = 1900, 2999
+
+
+def _to_utc(moment: datetime, tz: ZoneInfo) -> datetime:
+    """The moment in UTC; one without an offset is read in the vendor's time zone.
+
+    Arithmetic on aware datetimes that share a zone is wall-clock arithmetic
+    in Python (a DST night would count 3 hours for 2), so every moment is
+    normalized to UTC. Local times a DST change skips or repeats are refused.
+    """
+    if not MIN_YEAR <= moment.year <= MAX_YEAR:
+        raise ValueError(f"{moment.isoformat()} is outside the supported years {MIN_YEAR}-{MAX_YEAR}")
+    if moment.tzinfo is not None:
+        return moment.astimezone(timezone.utc)
+    local = moment.replace(tzinfo=tz)
+    as_utc = local.astimezone(timezone.utc)
+    if as_utc.astimezone(tz).replace(tzinfo=None) != moment:
+        raise ValueError(f"{moment.isoformat()} does not exist in {tz.key} (a clock change); "
+                         "give the UTC offset")
+    if local.utcoffset() != moment.replace(tzinfo=tz, fold=1).utcoffset():
+        raise ValueError(f"{moment.isoformat()} happens twice in {tz.key} (a clock change); "
+                         "give the UTC offset")
+    return as_utc
+
+
+def _check_number(value: Decimal | int) -> None:
+    if isinstance(value, int):
+        if abs(value) >= MAX_INTEGER:
+            raise ValueError(f"{value} is out of range (at most {MAX_INTEGER - 1:,} in size)")
+        return
+    if abs(value) >= MAX_MAGNITUDE:
+        raise ValueError(f"{value} is out of range (amounts must be below {MAX_MAGNITUDE:,f})")
+    if -value.as_tuple().exponent > MAX_PLACES:  # type: ignore[operator]
+        raise ValueError(f"{value} has more than {MAX_PLACES} decimal places")
+
+
 def _shown(value: Any) -> str:
     """A value as the user wrote it (``1.5``, not ``Decimal('1.5')``)."""
     if isinstance(value, Decimal):
@@ -73,8 +115,12 @@ def _shape(data: Any, document: Document | None) -> list[Diagnostic]:
     for key in ("vendor", "kind"):
         if not isinstance(data.get(key), str) or not data.get(key):
             out.append(_diag(document, (key,), "case", f"the case needs '{key}' (a string)"))
-    if not isinstance(data.get("facts", {}), Mapping):
+    facts = data.get("facts", {})
+    if not isinstance(facts, Mapping):
         out.append(_diag(document, ("facts",), "case", "'facts' must be a mapping of name: value"))
+    else:
+        out += [_diag(document, ("facts",), "case", f"fact names are text, found {_shown(k)}")
+                for k in facts if not isinstance(k, str)]
     for key in data:
         if key not in ("id", "vendor", "kind", "as_of", "facts", "$schema"):
             out.append(_diag(document, (key,), "case", f"unknown case field {key!r}; expected "
@@ -120,6 +166,7 @@ class _Coercer:
     def to_integer(self, _d: FactDecl, raw: Any, _p: Any) -> int:
         if isinstance(raw, bool) or not isinstance(raw, (int, Decimal)) or raw != int(raw):
             raise TypeError(f"expected a whole number, found {_shown(raw)}")
+        _check_number(int(raw))
         return int(raw)
 
     def to_decimal(self, _d: FactDecl, raw: Any, _p: Any) -> Decimal:
@@ -131,6 +178,7 @@ class _Coercer:
         value = Decimal(raw.strip()) if isinstance(raw, str) else Decimal(raw)
         if not value.is_finite():
             raise ValueError(f"expected a finite number, found {_shown(raw)}")
+        _check_number(value)
         return value
 
     def to_money(self, decl: FactDecl, raw: Any, path: Any) -> Decimal:
@@ -149,11 +197,13 @@ class _Coercer:
     def to_date(self, _d: FactDecl, raw: Any, _p: Any) -> date:
         if isinstance(raw, datetime):
             raise TypeError(f"expected a date, found the date-time {raw.isoformat()}")
-        if isinstance(raw, date):
-            return raw
-        if not isinstance(raw, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
+        if isinstance(raw, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
+            raw = date.fromisoformat(raw)
+        if not isinstance(raw, date):
             raise TypeError(f"expected a date YYYY-MM-DD, found {_shown(raw)}")
-        return date.fromisoformat(raw)
+        if not MIN_YEAR <= raw.year <= MAX_YEAR:
+            raise ValueError(f"{raw.isoformat()} is outside the supported years {MIN_YEAR}-{MAX_YEAR}")
+        return raw
 
     def to_datetime(self, _d: FactDecl, raw: Any, _p: Any) -> datetime:
         if isinstance(raw, str):
@@ -164,8 +214,7 @@ class _Coercer:
                                  f"found {_shown(raw)}") from None
         if not isinstance(raw, datetime):
             raise TypeError(f"expected a date-time, found {_shown(raw)}")
-        # A moment without a UTC offset is read in the vendor's time zone.
-        return raw if raw.tzinfo else raw.replace(tzinfo=self.tz)
+        return _to_utc(raw, self.tz)
 
     def to_duration(self, _d: FactDecl, raw: Any, _p: Any) -> timedelta:
         if isinstance(raw, timedelta):
@@ -227,7 +276,7 @@ def _fast(decl: FactDecl, raw: Any) -> Any:
     if kind == "bool":
         return raw if typ is bool else _SLOW
     if kind == "date":
-        if typ is str and len(raw) == 10 and raw[4] == "-" and raw[7] == "-" and raw[:4].isdigit():
+        if typ is str and len(raw) == 10 and raw[4] == "-" and raw[7] == "-" and "1900" <= raw[:4] <= "2999":
             try:
                 return date.fromisoformat(raw)
             except ValueError:
@@ -241,7 +290,9 @@ def _fast(decl: FactDecl, raw: Any) -> Any:
                 moment = datetime.fromisoformat(raw)
             except ValueError:
                 return _SLOW
-            return moment if moment.tzinfo is not None else _SLOW
+            if moment.tzinfo is None or not MIN_YEAR <= moment.year <= MAX_YEAR:
+                return _SLOW
+            return moment.astimezone(timezone.utc)
         return _SLOW
     if kind == "list":
         return _fast_records(decl, raw) if typ is list else _SLOW
@@ -253,9 +304,10 @@ def _fast(decl: FactDecl, raw: Any) -> Any:
                 return _SLOW
         elif typ is Decimal or typ is int:
             value = Decimal(raw)
-        if value is _SLOW or not value.is_finite():
+        if value is _SLOW or not value.is_finite() or abs(value) >= MAX_MAGNITUDE \
+                or -value.as_tuple().exponent > MAX_PLACES:
             return _SLOW
-    elif kind == "integer" and typ is int:
+    elif kind == "integer" and typ is int and abs(raw) < MAX_INTEGER:
         value = raw
     if value is not _SLOW and ((decl.minimum is not None and value < decl.minimum)
                                or (decl.maximum is not None and value > decl.maximum)):

@@ -97,13 +97,15 @@ class _Module:
         quantum = money.quantum(policy.currency)
         rounding = policy.rounding
 
-        def fail(name: str, err: EvalFailure) -> None:
+        def fail(name: str, err: Exception) -> None:
             loc = policy.derived[name].expr.location if name in policy.derived else None
-            raise EvaluationError([Diagnostic("evaluation", f"computing {name}: {err}", loc)])
+            what = name if name in policy.derived else "a condition"
+            raise EvaluationError([Diagnostic("evaluation", f"computing {what}: {_reason(err)}", loc)])
 
         self.namespace: dict[str, Any] = {
             "__builtins__": {}, **RUNTIME, "_cal": calendar, "_EvalFailure": EvalFailure,
-            "KeyError": KeyError,
+            "KeyError": KeyError, "ArithmeticError": ArithmeticError, "ValueError": ValueError,
+            "OverflowError": OverflowError,
             "_fail": fail,
             "_round_money": lambda v: money.round_to(Decimal(v), quantum, rounding),
             "_round_decimal": lambda v, places=0: money.round_to(
@@ -122,7 +124,8 @@ class _Module:
         body = "".join(
             f"    try:\n        f[{field!r}] = {src}\n    except KeyError as err:\n"
             f"        missed[{field!r}] = err.args[0]\n"
-            f"    except _EvalFailure as err:\n        _fail({field!r}, err)\n"
+            f"    except (_EvalFailure, ArithmeticError, ValueError, OverflowError) as err:\n"
+            f"        _fail({field!r}, err)\n"
             for field, src in steps) or "    pass\n"
         self.lines.append(f"def {name}(f, missed):\n{body}")
         return name
@@ -134,6 +137,13 @@ class _Module:
         linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
         exec(compile(source, filename, "exec"), self.namespace)  # noqa: S102 - our codegen only
         return self.namespace
+
+
+def _reason(err: Exception) -> str:
+    """A readable reason for an arithmetic failure on a case's values."""
+    if isinstance(err, (ArithmeticError, OverflowError)):
+        return f"the result is out of range ({type(err).__name__})"
+    return str(err) or type(err).__name__
 
 
 def _expr_fn(module: _Module, expr: Expr | None) -> str | None:

@@ -71,10 +71,11 @@ class _Result:
             for fact in self.compiled.needs([err.args[0]], self.facts, self.missed):
                 self.missing.append(MissingFact(fact, f"needed for {label} (rule {self.rule.rule.id})"))
             return None
-        except (EvalFailure, ArithmeticError) as err:
+        except (EvalFailure, ArithmeticError, ValueError, OverflowError) as err:
             label = f"{what} {name!r}" if name else what
+            reason = str(err) if isinstance(err, EvalFailure) else f"the result is out of range ({type(err).__name__})"
             raise EvaluationError([Diagnostic(
-                "evaluation", f"{label} of rule {self.rule.rule.id}: {err}", expr.location)]) from err
+                "evaluation", f"{label} of rule {self.rule.rule.id}: {reason}", expr.location)]) from err
 
     def money(self, fn: Any, expr: Expr | None, what: str, name: str = "") -> Money | None:
         if fn is None or expr is None:
@@ -83,7 +84,12 @@ class _Result:
         if value is None:
             return None
         policy = self.compiled.policy
-        return Money(money.round_to(Decimal(value), self.quantum, policy.rounding), self.currency)
+        try:
+            return Money(money.round_to(Decimal(value), self.quantum, policy.rounding), self.currency)
+        except ArithmeticError as err:
+            raise EvaluationError([Diagnostic(
+                "evaluation", f"{what} of rule {self.rule.rule.id} is out of range: {value}",
+                expr.location)]) from err
 
 
 def _format(value: Any, currency: str) -> str:
@@ -110,7 +116,7 @@ def render(text: str, facts: dict[str, Any], extra: dict[str, Any], compiled: Co
         if value is None:
             return "?"
         if name in compiled.money_fields and isinstance(value, Decimal):
-            value = Money(value, currency)
+            value = Money(money.round_to(value, compiled.quantum, compiled.policy.rounding), currency)
         return _format(value, currency)
     return _PLACEHOLDER.sub(sub, text)
 

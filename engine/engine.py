@@ -13,7 +13,8 @@ from engine._resources import default_policies_dir
 from engine.case import Case, coerce_facts
 from engine.compiler import CompiledPolicy, compile_policy
 from engine.decide import decide as build_decision
-from engine.errors import CaseError, Diagnostic, EngineError, PolicyError
+from engine.errors import CaseError, Diagnostic, EngineError, EvaluationError, PolicyError
+from engine.expressions.functions import EvalFailure
 from engine.explain import Step, explain
 from engine.loader import load_policy
 from engine.money import CONTEXT
@@ -186,6 +187,9 @@ def _run_checks(compiled: CompiledPolicy, facts: dict[str, Any], case: Case) -> 
             ok = fn(facts)
         except KeyError:
             continue  # the check's facts are not all given: nothing to check
+        except (EvalFailure, ArithmeticError, ValueError, OverflowError) as err:
+            raise EvaluationError([Diagnostic("evaluation", f"checking {message!r}: {err}",
+                                              expr.location)]) from err
         if not ok:
             problems.append(Diagnostic("case_check", message, None, "/facts", f"policy check: {expr.text}"))
     if problems:

@@ -24,6 +24,7 @@ The Host layer (``durable.lang``/``durable.engine``) is never used.
 
 from __future__ import annotations
 
+import decimal
 import json
 import math
 import threading
@@ -44,6 +45,7 @@ MAX_RULES = 400
 MAX_FIELDS = 200
 MAX_SAFE = 2**52
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_WIDE = decimal.Context(prec=200, Emax=10**6, Emin=-(10**6))
 _OPS = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte", "!=": "$neq"}
 _RESERVED = ("sid", "id", "$s", "k")
 
@@ -91,9 +93,10 @@ def _scaled(value: Any, scale: int) -> int:
     case value between two of them maps to the odd integer between, which
     keeps every <, =, > against the constants exact.
     """
-    n = Decimal(value).scaleb(scale)
+    n = Decimal(value).scaleb(scale, context=_WIDE)  # exact: no rounding to 34 digits
     floor = math.floor(n)
     out = 2 * floor + (0 if n == floor else 1)
+    # Beyond every constant (they are checked to stay below MAX_SAFE / 2).
     return max(-MAX_SAFE, min(MAX_SAFE, out))
 
 
@@ -105,18 +108,21 @@ def _projector(typ: Type, scale: int) -> Callable[[Any], Any]:
         return lambda v: _scaled(v, scale)
     if kind == "date":
         return lambda v: v.toordinal()
-    if kind == "datetime":
-        return lambda v: _scaled(Decimal((v - _EPOCH) // timedelta(microseconds=1)), scale - 6)
+    if kind == "datetime":  # seconds since the epoch, with the constants' places
+        return lambda v: _scaled(Decimal((v - _EPOCH) // timedelta(microseconds=1)).scaleb(-6), scale)
     if kind == "duration":
-        return lambda v: _scaled(Decimal(v // timedelta(microseconds=1)), scale - 6)
+        return lambda v: _scaled(Decimal(v // timedelta(microseconds=1)).scaleb(-6), scale)
     return str
 
 
 def _constant_scale(values: list[Any]) -> int:
+    """Decimal places the constants need (microseconds count for moments and durations)."""
     places = 0
     for v in values:
         if isinstance(v, Decimal):
             places = max(places, -min(v.as_tuple().exponent, 0))  # type: ignore[operator]
+        elif (isinstance(v, datetime) and v.microsecond) or (isinstance(v, timedelta) and v.microseconds):
+            places = max(places, 6)
     return places
 
 
@@ -174,6 +180,9 @@ class _KindRuleset:
                 return {"$and": [{"$neq": {field: v}} for v in values]}
             return {"$or": [{field: v} for v in values]} if len(values) > 1 else {field: values[0]}
         value = project(cond.value)
+        if not isinstance(value, str) and abs(value) >= MAX_SAFE // 2:
+            raise PolicyError([Diagnostic("limit", f"the constant in {cond.text!r} is too large for "
+                                          "the rete matcher")])
         return {field: value} if cond.op == "==" else {_OPS[cond.op]: {field: value}}
 
     def match(self, facts: dict[str, Any]) -> list[int]:
