@@ -27,6 +27,7 @@ from engine.diff import run_diff
 from engine.lint import lint_files
 from engine.testing import Coverage, find_test_files, load_tests, policy_dir_of, run_test
 from engine.loader import load_policy
+from engine.match.python import PythonMatcher
 from engine.trace import check_trace
 
 FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
@@ -102,6 +103,7 @@ def validate(paths: tuple[Path, ...], fmt: str, policies: Path | None, matcher: 
         try:
             compiled = compile_policy(load_policy(file))
             problems.extend(check_trace(compiled.policy))
+            PythonMatcher(compiled).close()
             if matcher == "rete":
                 from engine.match.rete import ReteMatcher  # noqa: PLC0415
                 ReteMatcher(compiled).close()

@@ -20,6 +20,7 @@ import json
 import multiprocessing
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable, Iterator, TextIO
@@ -66,9 +67,10 @@ def read_lines(path: Path, fmt: str) -> Iterator[tuple[int, str]]:
 def _typed_csv_facts(engine: Engine, case: dict[str, Any]) -> None:
     """Turn CSV text into the JSON types the policy's facts expect."""
     try:
-        policy = engine.policy(case["vendor"])
-    except (EngineError, KeyError):
-        return
+        as_of = date.fromisoformat(case["as_of"]) if case.get("as_of") else None
+        policy = engine.policy(case["vendor"], as_of)  # the version the row will be decided with
+    except (EngineError, KeyError, ValueError, TypeError):
+        return  # the decision reports what is wrong with the row
     for name, value in case["facts"].items():
         decl = policy.facts.get(name)
         if decl is None or not isinstance(value, str):

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from engine import money
 from engine.calendar import Calendar
-from engine.errors import Diagnostic, EvaluationError
+from engine.errors import Diagnostic, EvaluationError, PolicyError
 from engine.expressions.checker import check
 from engine.expressions.codegen import Constants, generate
 from engine.expressions.functions import RUNTIME, EvalFailure
@@ -135,7 +135,11 @@ class _Module:
         self.namespace.update(self.consts.values)
         # Register the generated text so tracebacks of engine bugs show it.
         linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-        exec(compile(source, filename, "exec"), self.namespace)  # noqa: S102 - our codegen only
+        try:
+            code = compile(source, filename, "exec")
+        except (SyntaxError, RecursionError, MemoryError) as err:
+            raise PolicyError([Diagnostic("limit", f"the policy is too large or nested to compile: {err}")]) from err
+        exec(code, self.namespace)  # noqa: S102 - our codegen only
         return self.namespace
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import decimal
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from types import MappingProxyType
+from zoneinfo import ZoneInfo
 from typing import TYPE_CHECKING, Any, Callable
 
 from engine._resources import default_policies_dir
@@ -51,7 +52,7 @@ class Engine:
     """
 
     def __init__(self, compiled: list[CompiledPolicy], matcher: str = "python",
-                 today: Callable[[], date] = date.today) -> None:
+                 today: Callable[[], date] | None = None) -> None:
         self.matcher_name = matcher
         self._today = today
         self._versions: dict[str, list[tuple[CompiledPolicy, Any]]] = {}
@@ -60,7 +61,7 @@ class Engine:
 
     @classmethod
     def load(cls, path: str | Path | None = None, *, matcher: str = "python",
-             today: Callable[[], date] = date.today) -> Engine:
+             today: Callable[[], date] | None = None) -> Engine:
         """Load, check and compile every policy under ``path`` (default: the bundled ones).
 
         Raises:
@@ -87,18 +88,31 @@ class Engine:
         return MappingProxyType({v: tuple(c.policy for c, _ in cs) for v, cs in self._versions.items()})
 
     def policy(self, vendor: str, as_of: date | None = None) -> Policy:
-        return self._select(vendor, as_of or self._today())[0].policy
+        return self._select(vendor, as_of or self._default_as_of(vendor))[0].policy
 
-    def _select(self, vendor: str, as_of: date) -> tuple[CompiledPolicy, Any]:
+    def _default_as_of(self, vendor: str) -> date:
+        """Today — in the vendor's time zone, so a deadline is never a day off on a UTC server."""
+        if self._today is not None:
+            return self._today()
+        versions = self._versions.get(vendor)
+        if not versions:
+            return date.today()
+        return datetime.now(ZoneInfo(versions[-1][0].policy.timezone)).date()
+
+    def _select(self, vendor: str, as_of: date, case: Case | None = None) -> tuple[CompiledPolicy, Any]:
+        def where(key: str) -> Any:
+            return case.document.loc((key,)) if case is not None and case.document else None
+
         versions = self._versions.get(vendor)
         if not versions:
             raise CaseError([Diagnostic("case", f"unknown vendor {vendor!r}; known: "
-                                        + ", ".join(sorted(self._versions)), path="/vendor")])
+                                        + ", ".join(sorted(self._versions)), where("vendor"), "/vendor")])
         for c, m in reversed(versions):
             p = c.policy
             if p.effective_from <= as_of and (p.effective_until is None or as_of <= p.effective_until):
                 return c, m
-        raise CaseError([Diagnostic("case", f"no {vendor} policy is in force on {as_of}", path="/as_of")])
+        raise CaseError([Diagnostic("case", f"no {vendor} policy is in force on {as_of}", where("as_of"),
+                                    "/as_of")])
 
     def _version_date(self, case: Case, as_of: date) -> date:
         """The day that picks the policy version: the ``version_by`` fact, else ``as_of``."""
@@ -117,8 +131,8 @@ class Engine:
     def _prepare(self, case: Case | Mapping[str, Any]) -> tuple[Case, date, CompiledPolicy, Any, dict[str, Any]]:
         if not isinstance(case, Case):
             case = Case.from_mapping(case)
-        as_of = case.as_of or self._today()
-        compiled, matcher = self._select(case.vendor, self._version_date(case, as_of))
+        as_of = case.as_of or self._default_as_of(case.vendor)
+        compiled, matcher = self._select(case.vendor, self._version_date(case, as_of), case)
         if case.kind not in compiled.kinds:
             raise CaseError([Diagnostic(
                 "case", f"unknown kind {case.kind!r} for {case.vendor}; kinds: "
@@ -162,7 +176,7 @@ class Engine:
         raise KeyError(digest)
 
     def compiled(self, vendor: str, as_of: date | None = None) -> CompiledPolicy:
-        return self._select(vendor, as_of or self._today())[0]
+        return self._select(vendor, as_of or self._default_as_of(vendor))[0]
 
     def close(self) -> None:
         """Release back-end resources (the Rete rulesets)."""

@@ -209,7 +209,24 @@ class _Builder:
                        ("source", "file"))
             return ""
 
+    def names(self) -> None:
+        """Names must match their pattern exactly (a JSON Schema ``$`` accepts a final newline)."""
+        ident = re.compile(r"[a-z][a-z0-9_]*")
+        checks: list[tuple[tuple[Any, ...], str, re.Pattern[str]]] = [
+            (("vendor",), self.data["vendor"], re.compile(r"[a-z0-9][a-z0-9-]*"))]
+        for section in ("facts", "derived", "kinds"):
+            checks += [((section, k), k, ident) for k in self.data.get(section) or {}]
+        for k, spec in self.data["facts"].items():
+            checks += [(("facts", k, "fields", f), f, ident) for f in spec.get("fields", {})]
+        for k, spec in self.data["kinds"].items():
+            checks += [(("kinds", k, "rules", i, "id"), r["id"], re.compile(r"[a-z][a-z0-9-]*"))
+                       for i, r in enumerate(spec["rules"])]
+        for path, name, pattern in checks:
+            if not pattern.fullmatch(name):
+                self.error("schema", f"{name!r} is not a valid name (expected {pattern.pattern})", path)
+
     def build(self) -> Policy:
+        self.names()
         self.metadata()
         facts = {k: self.fact(k, v, ("facts", k)) for k, v in self.data["facts"].items()}
         for name in RESERVED:

@@ -146,6 +146,7 @@ def test_scaled_projection_keeps_order_exact() -> None:
     assert rete._scaled(Decimal("40.01"), scale) == 8002
     assert rete._scaled(Decimal("-0.001"), scale) == -1   # between -0.01 and 0
     assert rete._scaled(Decimal(10) ** 30, scale) == rete.MAX_SAFE  # clamped, order kept
+    assert rete._scaled(Decimal("100.000000000000000000000000000000001"), scale) == 20001  # no rounding
 
 
 def test_projected_field_names_are_collision_free() -> None:

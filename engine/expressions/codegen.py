@@ -10,6 +10,7 @@ callers turn into "unknown" (never into a silent default).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -123,6 +124,11 @@ class _Gen:
             return f"_extreme(_{node.func}, {', '.join(args)})"
         if node.func == "coalesce":
             return "_coalesce(" + ", ".join(f"lambda: {a}" for a in args) + ")"
+        if node.func == "sum":  # an empty list sums to a zero of the item type
+            item = self.checked.types[id(node.args[0])].item
+            zero = {"duration": self.consts.name(timedelta(0)), "integer": "0"}.get(
+                item.kind if item else "", self.consts.name(Decimal(0)))
+            return f"_sum({args[0]}, {zero})"
         if node.func == "round":
             helper = "_round_money" if self.kind(node.args[0]) == "money" else "_round_decimal"
             return f"{helper}({', '.join(args)})"

@@ -212,10 +212,9 @@ def extreme(pick: Callable[..., Any], *args: Any) -> Any:
     return pick(values)
 
 
-def total(values: list[Any]) -> Any:
-    if values and isinstance(values[0], timedelta):
-        return sum(values, timedelta())
-    return sum(values, Decimal(0)) if values else 0
+def total(values: list[Any], zero: Any) -> Any:
+    """Sum of ``values``; ``zero`` (of the item type) for an empty list."""
+    return sum(values, zero)
 
 
 def pro_rata(amount: Decimal, part: Any, whole: Any) -> Decimal:

@@ -297,7 +297,30 @@ def parse(text: str) -> Node:
     node = parser.expression()
     if parser.tok.kind != "end":
         raise ExprError("expr_syntax", f"unexpected {parser.tok.text!r}", parser.tok.start)
+    _check_depth(node)
     return node
+
+
+def _children(node: Node) -> list[Node]:
+    out: list[Node] = []
+    for f in node.__dataclass_fields__:
+        value = getattr(node, f)
+        if isinstance(value, Node):
+            out.append(value)
+        elif isinstance(value, tuple):
+            out.extend(v for v in value if isinstance(v, Node))
+    return out
+
+
+def _check_depth(root: Node) -> None:
+    """Refuse trees deeper than MAX_DEPTH (long ``a + b + …`` chains nest too)."""
+    stack = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ExprError("expr_syntax", f"expression nested deeper than {MAX_DEPTH}", node.start,
+                            "split it into derived facts")
+        stack.extend((child, depth + 1) for child in _children(node))
 
 
 def source(text: str, node: Node) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from engine.errors import Diagnostic, PolicyError
 from engine.expressions.codegen import Constants
 from engine.match import ir
 
@@ -40,15 +41,20 @@ class PythonMatcher:
     def __init__(self, compiled: CompiledPolicy) -> None:
         consts = Constants()
         lines = []
-        for kind in compiled.kinds.values():
-            lines.append(f"def match_{kind.kind.name}(f):\n    m = []\n")
+        names = {}
+        for i, kind in enumerate(compiled.kinds.values()):
+            names[kind.kind.name] = f"match_{i}"  # never a name from the policy text
+            lines.append(f"def match_{i}(f):\n    m = []\n")
             for rule in kind.rules:
                 lines.append(f"    if {_leaf(rule.cond, consts)}:\n        m.append({rule.rule.index})\n")
             lines.append("    return m\n")
         namespace: dict[str, Any] = {"__builtins__": {}, **consts.values}
-        exec(compile("".join(lines), f"<clause-match:{compiled.policy.vendor}>", "exec"),  # noqa: S102
-             namespace)
-        self._match = {k: namespace[f"match_{k}"] for k in compiled.kinds}
+        try:
+            code = compile("".join(lines), f"<clause-match:{compiled.policy.vendor}>", "exec")
+        except (SyntaxError, RecursionError, MemoryError) as err:
+            raise PolicyError([Diagnostic("limit", f"the conditions are too large or nested: {err}")]) from err
+        exec(code, namespace)  # noqa: S102 - generated from the IR only
+        self._match = {k: namespace[n] for k, n in names.items()}
 
     def match(self, kind: str, facts: dict[str, Any]) -> list[int]:
         """Indices (file order) of the kind's rules whose condition is true."""

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 MAX_RULES = 400
 MAX_FIELDS = 200
-MAX_SAFE = 2**52
+MAX_SAFE = 2**53  # integers a double holds exactly, whatever the core parses them as
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _WIDE = decimal.Context(prec=200, Emax=10**6, Emin=-(10**6))
 _OPS = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte", "!=": "$neq"}
