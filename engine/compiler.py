@@ -38,7 +38,7 @@ class CompiledRule:
     rule: Rule
     cond: ir.Cond
     derive: Fn                               # fields only this rule's results need
-    static_texts: Mapping[str, tuple[tuple[ActionItem, ...], Reason]]  # lang -> texts without placeholders
+    texts: Mapping[str, RuleTexts]           # lang -> the rule's texts, split for fast rendering
     amount: Fn | None
     customer_pays: Fn | None
     fees: tuple[tuple[str, Fn, Expr], ...]
@@ -211,15 +211,35 @@ def compile_policy(policy: Policy) -> CompiledPolicy:
         money_fields=frozenset(n for n, typ in env.items() if typ.kind == "money"))
 
 
-def _static_texts(rule: Rule, languages: tuple[str, ...],
-                  source: str) -> Mapping[str, tuple[tuple[ActionItem, ...], Reason]]:
-    """A rule's actions and reason per language, built once when they have no placeholders."""
-    if _placeholders(rule):
-        return MappingProxyType({})
+@dataclass(frozen=True, slots=True)
+class RuleTexts:
+    """A rule's action and reason texts in one language, prepared at compile time.
+
+    A text is a tuple alternating literal parts and placeholder names (odd
+    positions); texts without placeholders are ready-made objects.
+    """
+
+    actions: tuple[ActionItem, ...] | None          # ready when no action has a placeholder
+    action_parts: tuple[tuple[str, tuple[str, ...]], ...]   # (party, parts)
+    reason: Reason | None                           # ready when the reason has no placeholder
+    reason_parts: tuple[str, ...]
+
+
+def _parts(text: str) -> tuple[str, ...]:
+    return tuple(PLACEHOLDER.split(text))
+
+
+def _rule_texts(rule: Rule, languages: tuple[str, ...], source: str) -> Mapping[str, RuleTexts]:
     out = {}
     for lang in languages:
-        actions = tuple(ActionItem(a.party, a.text.get(lang) or a.text["en"], rule.id) for a in rule.actions)
-        out[lang] = (actions, Reason(rule.id, rule.clause, source, rule.reason.get(lang) or rule.reason["en"]))
+        actions = [(a.party, a.text.get(lang) or a.text["en"]) for a in rule.actions]
+        reason = rule.reason.get(lang) or rule.reason["en"]
+        static = not any(PLACEHOLDER.search(t) for _, t in actions)
+        out[lang] = RuleTexts(
+            actions=tuple(ActionItem(p, t, rule.id) for p, t in actions) if static else None,
+            action_parts=tuple((p, _parts(t)) for p, t in actions),
+            reason=None if PLACEHOLDER.search(reason) else Reason(rule.id, rule.clause, source, reason),
+            reason_parts=_parts(reason))
     return MappingProxyType(out)
 
 
@@ -230,7 +250,7 @@ def _compiled_kind(kind: Kind, ns: dict[str, Any], derive: str, rules: list[Any]
         return ns[name] if name else None
 
     compiled = tuple(CompiledRule(
-        rule=r, cond=cond, derive=ns[rderive], static_texts=_static_texts(r, languages, source),
+        rule=r, cond=cond, derive=ns[rderive], texts=_rule_texts(r, languages, source),
         amount=fn(a), customer_pays=fn(c),
         fees=tuple((n, ns[f], e) for n, f, e in fees),
         deadlines=tuple((n, ns[f], e) for n, f, e in deadlines))

@@ -106,19 +106,24 @@ def _format(value: Any, currency: str) -> str:
 
 def render(text: str, facts: dict[str, Any], extra: dict[str, Any], compiled: CompiledPolicy) -> str:
     """Fill ``{name}`` placeholders with fact, derived or result values (money with its currency)."""
-    if "{" not in text:
-        return text
-    currency = compiled.policy.currency
+    return text if "{" not in text else fill(tuple(_PLACEHOLDER.split(text)), facts, extra, compiled)
 
-    def sub(m: re.Match[str]) -> str:
-        name = m.group(1)
+
+def fill(parts: tuple[str, ...], facts: dict[str, Any], extra: dict[str, Any],
+         compiled: CompiledPolicy) -> str:
+    """Join a prepared text: literal parts, with placeholder names at odd positions."""
+    out = list(parts)
+    for i in range(1, len(out), 2):
+        name = out[i]
         value = extra.get(name, facts.get(name))
         if value is None:
-            return "?"
+            out[i] = "?"
+            continue
         if name in compiled.money_fields and isinstance(value, Decimal):
-            value = Money(money.round_to(value, compiled.quantum, compiled.policy.rounding), currency)
-        return _format(value, currency)
-    return _PLACEHOLDER.sub(sub, text)
+            value = Money(money.round_to(value, compiled.quantum, compiled.policy.rounding),
+                          compiled.policy.currency)
+        out[i] = _format(value, compiled.policy.currency)
+    return "".join(out)
 
 
 def _text(texts: Any, lang: str) -> str:
@@ -184,15 +189,12 @@ def _granted(compiled: CompiledPolicy, winner: CompiledRule, facts: dict[str, An
                  if (m := res.money(fn, expr, "fee", name)) is not None)
     deadlines = tuple(Deadline(name, d, rule.id) for name, fn, expr in winner.deadlines
                       if (d := res.value(fn, expr, "deadline", name)) is not None)
-    static = winner.static_texts.get(lang) or winner.static_texts.get("en")
-    if static is not None:  # texts without placeholders are built once, at compile time
-        actions, reason = static
-    else:
-        extra = {"amount": amount, "customer_pays": customer_pays}
-        actions = tuple(ActionItem(a.party, render(_text(a.text, lang), facts, extra, compiled), rule.id)
-                        for a in rule.actions)
-        reason = Reason(rule.id, rule.clause, policy.source_file,
-                        render(_text(rule.reason, lang), facts, extra, compiled))
+    texts = winner.texts.get(lang) or winner.texts["en"]
+    extra = {"amount": amount, "customer_pays": customer_pays}
+    actions = texts.actions if texts.actions is not None else tuple(
+        ActionItem(party, fill(parts, facts, extra, compiled), rule.id) for party, parts in texts.action_parts)
+    reason = texts.reason or Reason(rule.id, rule.clause, policy.source_file,
+                                    fill(texts.reason_parts, facts, extra, compiled))
     return Decision(outcome=rule.outcome, amount=amount, customer_pays=customer_pays, fees=fees,
                     deadlines=deadlines, actions=actions, missing_facts=tuple(res.missing),
                     reasons=(reason,), **common)
