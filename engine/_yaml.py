@@ -14,7 +14,6 @@ Duplicate keys are reported instead of silently keeping the last one.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -171,16 +170,6 @@ def parse_yaml(text: str, file: str) -> tuple[Document | None, list[Diagnostic]]
             loader.dispose()
     doc.data = data
     return doc, problems
-
-
-def parse_json(text: str, file: str) -> tuple[Document | None, list[Diagnostic]]:
-    """Parse JSON with exact decimals; locations are known for the root only."""
-    try:
-        data = json.loads(text, parse_float=Decimal)
-    except json.JSONDecodeError as err:
-        loc = SourceLocation(file, err.lineno, err.colno)
-        return None, [Diagnostic("yaml_syntax", f"invalid JSON: {err.msg}", loc)]
-    return Document(data, file, text, {(): SourceLocation(file, 1, 1)}), []
 
 
 def position(text: str, index: int, file: str) -> SourceLocation:

@@ -25,11 +25,6 @@ def add_months(day: date, months: int) -> date:
     return date(year, month + 1, min(day.day, last))
 
 
-def days_in_month(day: date) -> int:
-    """Number of days of the month that contains ``day``."""
-    return _stdlib_calendar.monthrange(day.year, day.month)[1]
-
-
 class Calendar:
     """Holidays and time zone of one country, for business-day arithmetic."""
 

@@ -76,8 +76,8 @@ class CompiledPolicy:
         (``if prepaid then last_recharge else monthly_rate``) is not asked for.
         """
         out: list[str] = []
-        for name in fields:
-            seen = set()
+        for field_name in fields:
+            name, seen = field_name, set()
             while missed and name in missed and name not in seen:
                 seen.add(name)
                 name = missed[name]

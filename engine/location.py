@@ -13,12 +13,6 @@ class SourceLocation:
     line: int = 0
     column: int = 0
 
-    def shifted(self, lines: int, column: int) -> SourceLocation:
-        """Return the location ``lines`` lines below, at ``column`` when lines > 0."""
-        if lines:
-            return SourceLocation(self.file, self.line + lines, column)
-        return SourceLocation(self.file, self.line, self.column + column)
-
     def __str__(self) -> str:
         if not self.line:
             return self.file

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from engine import schemas
 from engine._yaml import parse_yaml
 from engine.case import Case
-from engine.errors import Diagnostic, EngineError, PolicyError
+from engine.errors import EngineError, PolicyError
 from engine.location import SourceLocation
 from engine.match import ir
 
@@ -200,7 +200,3 @@ def policy_dir_of(test_file: Path) -> Path | None:
     if parent.name == "tests" and any(parent.parent.glob("policy*.yaml")):
         return parent.parent
     return None
-
-
-def diagnostic_for(result: CaseResult) -> Diagnostic:
-    return Diagnostic("test_failed", f"test {result.test.name!r} failed", result.test.location)

@@ -3,7 +3,7 @@
 Covers add_business_days / business_days_between on the Costa Rican calendar
 across Holy Week 2025 (Apr 17-18) and Juan Santamaría Day (Apr 11), weekends,
 negative and zero counts; Indonesian holidays; date_of near midnight in the
-vendor's time zone; add_months clamping and days_in_month.
+vendor's time zone; and add_months clamping.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from engine.calendar import Calendar, add_months, days_in_month
+from engine.calendar import Calendar, add_months
 
 
 @pytest.fixture(scope="module")
@@ -172,15 +172,6 @@ def test_date_of_jakarta(indonesia: Calendar) -> None:
 )
 def test_add_months_clamps(day: date, months: int, expected: date) -> None:
     assert add_months(day, months) == expected
-
-
-@pytest.mark.parametrize(
-    ("day", "expected"),
-    [(date(2024, 2, 10), 29), (date(2023, 2, 10), 28), (date(2025, 4, 30), 30), (date(2025, 12, 1), 31)],
-    ids=["leap-feb", "feb", "april", "december"],
-)
-def test_days_in_month(day: date, expected: int) -> None:
-    assert days_in_month(day) == expected
 
 
 @pytest.mark.parametrize(

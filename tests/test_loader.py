@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from engine._yaml import parse_json, parse_yaml
+from engine._yaml import parse_yaml
 from engine.errors import Diagnostic, PolicyError
 from engine.loader import load_policy
 from engine.location import SourceLocation
@@ -431,11 +431,3 @@ def test_yaml_syntax_error_is_located_not_raised() -> None:
     assert [(p.code, p.location.line if p.location else None) for p in problems] == [("yaml_syntax", 2)]
 
 
-def test_json_reading_keeps_decimals() -> None:
-    doc, problems = parse_json('{"x": 1.10, "y": "NO"}', "t.json")
-    assert problems == [] and doc is not None
-    assert doc.data == {"x": Decimal("1.10"), "y": "NO"}
-    assert str(doc.data["x"]) == "1.10"
-    doc, problems = parse_json('{"x": 1,\n "y": }', "t.json")
-    assert doc is None
-    assert [(p.code, p.location) for p in problems] == [("yaml_syntax", SourceLocation("t.json", 2, 7))]

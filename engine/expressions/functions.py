@@ -234,7 +234,7 @@ def coalesce(*thunks: Callable[[], Any]) -> Any:
 
 RUNTIME: dict[str, Any] = {
     "_days_between": days_between, "_add_days": add_days, "_add_months": add_months,
-    "_div": div, "_mul": mul, "_minutes": minutes, "_interval_minutes": interval_minutes,
+    "_div": div, "_minutes": minutes, "_interval_minutes": interval_minutes,
     "_extreme": extreme, "_min": min, "_max": max, "_sum": total, "_len": len,
     "_pro_rata": pro_rata, "_coalesce": coalesce, "_abs": abs, "_D": Decimal,
 }
