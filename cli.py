@@ -134,7 +134,11 @@ def lint(paths: tuple[Path, ...], fmt: str, policies: Path | None) -> None:
     in the policy (lint.suppress: code, target, reason).
     """
     roots = list(paths) or [policies or default_policies_dir()]
-    files = [f for root in roots for f in (policy_files(root) if root.is_dir() else [root])]
+    files = list(dict.fromkeys(f.resolve() for root in roots
+                               for f in (policy_files(root) if root.is_dir() else [root])))
+    if not files:
+        fail(PolicyError([Diagnostic("file", "no policy files (policy*.yaml) under "
+                                     + ", ".join(map(str, roots)))]), fmt)
     findings, suppressed = lint_files(files)
     errors = sum(f.severity == "error" for f in findings)
     if fmt == "json":
@@ -264,7 +268,7 @@ def diff(old: str, new: str, cases_path: Path | None, fmt: str, matcher: str) ->
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
 @POLICIES
 @MATCHER
 @click.option("--log", "log_target", default="clause-log.sqlite3", show_default=True,
@@ -290,11 +294,11 @@ def serve(host: str, port: int, policies: Path | None, matcher: str, log_target:
             log.close()
 
 
-def _open_log(target: str, fmt: str) -> Any:
+def _open_log(target: str, fmt: str, read_only: bool = False) -> Any:
     from engine.log import DecisionLog  # noqa: PLC0415
 
     try:
-        return DecisionLog(target)
+        return DecisionLog(target, read_only=read_only)
     except EngineError as err:
         fail(err, fmt)
 
@@ -322,6 +326,8 @@ def batch(source: Path, output: Path, input_format: str, output_format: str, wor
     """
     from engine.batch import count_lines, run_batch, summary_text  # noqa: PLC0415
 
+    if str(output) != "-" and output.resolve() == source.resolve():
+        fail(CaseError([Diagnostic("file", f"the output {output} is the input: choose another file")]), fmt)
     in_fmt = input_format if input_format != "auto" else ("csv" if source.suffix == ".csv" else "jsonl")
     out_fmt = output_format if output_format != "auto" else ("csv" if output.suffix == ".csv" else "jsonl")
     root = str(policies or default_policies_dir())
@@ -339,7 +345,10 @@ def batch(source: Path, output: Path, input_format: str, output_format: str, wor
             log.write_many([(case, d, engine.policy_by_digest(d["vendor"], d["policy"]["digest"]))
                             for case, d in pairs], "batch", lang)
 
-    out = sys.stdout if str(output) == "-" else output.open("w", encoding="utf-8", newline="")
+    try:
+        out = sys.stdout if str(output) == "-" else output.open("w", encoding="utf-8", newline="")
+    except OSError as err:
+        fail(CaseError([Diagnostic("file", f"cannot write {output}: {err.strerror or err}")]), fmt)
     try:
         summary = run_batch(source, out, in_fmt=in_fmt, out_fmt=out_fmt, policies=root, matcher=matcher,
                             lang=lang, workers=workers, keep=log is not None, on_window=on_window)
@@ -375,7 +384,7 @@ LOG_TARGET = click.option("--log", "log_target", default="clause-log.sqlite3", s
 @FORMAT
 def log_list(log_target: str, limit: int, fmt: str) -> None:
     """List logged decisions, oldest first."""
-    log = _open_log(log_target, fmt)
+    log = _open_log(log_target, fmt, read_only=True)
     records = list(log.records(limit=limit))
     log.close()
     if fmt == "json":
@@ -396,7 +405,7 @@ def log_list(log_target: str, limit: int, fmt: str) -> None:
 @FORMAT
 def log_show(record_id: int, log_target: str, fmt: str) -> None:
     """Show one logged decision with its case."""
-    log = _open_log(log_target, fmt)
+    log = _open_log(log_target, fmt, read_only=True)
     records = list(log.records(record_id=record_id))
     log.close()
     if not records:
@@ -425,7 +434,7 @@ def log_replay(log_target: str, limit: int | None, against_current: bool, fmt: s
     from engine.log import replay  # noqa: PLC0415
 
     current = load_engine(policies, "python", fmt) if against_current else None
-    log = _open_log(log_target, fmt)
+    log = _open_log(log_target, fmt, read_only=True)
     results = list(replay(log, current, limit))
     log.close()
     broken = [r for r in results if not r.reproduced]
@@ -441,6 +450,9 @@ def log_replay(log_target: str, limit: int | None, against_current: bool, fmt: s
             click.echo(f"record {r.record.id}: NOT reproduced" + (f": {r.error}" if r.error else ""))
         for r in changed:
             was, now = r.record.decision, r.current or {}
+            if r.current_error:
+                click.echo(f"record {r.record.id}: the current policies cannot decide it: {r.current_error}")
+                continue
             click.echo(f"record {r.record.id}: the current policy would change it: {was['outcome']}"
                        f"{_amount(was)} → {now.get('outcome')}{_amount(now)}")
         click.echo(f"{len(results)} replayed, {len(results) - len(broken)} reproduced, "

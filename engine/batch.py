@@ -43,25 +43,45 @@ class Summary:
     invalid: list[tuple[int, str]] = field(default_factory=list)
 
 
+BAD_LINE = "\x00bad:"  # marks a line that could not even be read; never valid JSON
+
+
 def _csv_cases(stream: TextIO) -> Iterator[tuple[int, str]]:
-    """(line number, the row as a JSON case) for each CSV row; values stay text."""
+    """(line number where the row starts, the row as a JSON case); values stay text."""
     reader = csv.DictReader(stream)
-    for row in reader:
-        case: dict[str, Any] = {k: row[k] for k in CASE_COLUMNS if row.get(k)}
-        case["facts"] = {k: v for k, v in row.items() if k not in CASE_COLUMNS and v not in ("", None)}
-        yield reader.line_num, json.dumps(case)
+    start = 2  # the header is line 1
+    try:
+        for row in reader:
+            if None in row:  # DictReader puts the cells beyond the header under None
+                yield start, f"{BAD_LINE}the row has {len(row[None])} more cell(s) than the header"
+            else:
+                case: dict[str, Any] = {k: row[k] for k in CASE_COLUMNS if row.get(k)}
+                case["facts"] = {k: v for k, v in row.items() if k not in CASE_COLUMNS and v not in ("", None)}
+                yield start, json.dumps(case)
+            start = reader.line_num + 1
+    except csv.Error as err:
+        yield start, f"{BAD_LINE}invalid CSV: {err}"
 
 
 def read_lines(path: Path, fmt: str) -> Iterator[tuple[int, str]]:
-    """(line number, raw JSON case) from a JSON Lines or CSV file, lazily."""
-    stream = path.open(encoding="utf-8", newline="")
-    with stream:
-        if fmt == "csv":
+    """(line number, raw JSON case) from a JSON Lines or CSV file, lazily.
+
+    JSON Lines are read as bytes and decoded line by line, so one line that
+    is not UTF-8 is reported alone. CSV may start with a byte-order mark
+    (as spreadsheets write it).
+    """
+    if fmt == "csv":
+        with path.open(encoding="utf-8-sig", newline="", errors="replace") as stream:
             yield from _csv_cases(stream)
-        else:
-            for number, line in enumerate(stream, 1):
-                if line.strip():
-                    yield number, line
+        return
+    with path.open("rb") as raw:
+        for number, data in enumerate(raw, 1):
+            if not data.strip():
+                continue
+            try:
+                yield number, data.decode("utf-8")
+            except UnicodeDecodeError as err:
+                yield number, f"{BAD_LINE}not UTF-8 text ({err.reason} at byte {err.start})"
 
 
 def _typed_csv_facts(engine: Engine, case: dict[str, Any]) -> None:
@@ -86,6 +106,8 @@ def _typed_csv_facts(engine: Engine, case: dict[str, Any]) -> None:
 
 def decide_line(engine: Engine, number: int, raw: str, fmt: str, lang: str) -> tuple[int, str, Any]:
     """('ok', (case, decision dict)) or ('error', message) for one input line."""
+    if raw.startswith(BAD_LINE):
+        return number, "error", raw[len(BAD_LINE):]
     try:
         case = json.loads(raw, parse_float=Decimal)
         if fmt == "csv":

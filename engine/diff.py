@@ -54,27 +54,39 @@ def read_cases(path: Path) -> list[dict[str, Any]]:
     if path.is_dir():
         return [c for p in sorted(path.rglob("*")) if p.suffix in (".yaml", ".yml", ".json", ".jsonl")
                 for c in read_cases(p)]
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise CaseError([Diagnostic("file", f"cannot read cases from {path}: {err}")]) from err
     if path.suffix == ".jsonl":
-        return [json.loads(line, parse_float=Decimal) for line in text.splitlines() if line.strip()]
+        out = []
+        for number, line in enumerate(text.splitlines(), 1):
+            try:
+                out += [json.loads(line, parse_float=Decimal)] if line.strip() else []
+            except (ValueError, RecursionError) as err:
+                raise CaseError([Diagnostic("case", f"{path}:{number}: not a JSON case: {err}")]) from err
+        return out
     doc, problems = parse_yaml(text, str(path))
     if doc is None or problems:
         raise CaseError(problems)
     if isinstance(doc.data, dict) and isinstance(doc.data.get("cases"), list):
-        return [dict(c["input"], id=c["input"].get("id", c.get("note"))) for c in doc.data["cases"]]
-    return [doc.data]
+        return [dict(c["input"], id=c["input"].get("id", c.get("note"))) for c in doc.data["cases"]
+                if isinstance(c, dict) and isinstance(c.get("input"), dict)]
+    return [doc.data] if isinstance(doc.data, dict) else []
 
 
 def generated_cases(old: Engine, new: Engine) -> list[dict[str, Any]]:
-    """Boundary-biased cases for every kind of every vendor on either side."""
-    out: list[dict[str, Any]] = []
+    """Boundary-biased cases for every kind of every vendor on either side, each case once."""
+    out: dict[str, dict[str, Any]] = {}
     for engine in (old, new):
         for versions in engine._versions.values():  # noqa: SLF001
             for compiled, _ in versions:
                 sampler = Sampler(compiled)
                 for kind in compiled.kinds:
-                    out += sampler.cases(kind, kind_facts(compiled, kind), GENERATED_PER_KIND)
-    return out
+                    for case in sampler.cases(kind, kind_facts(compiled, kind), GENERATED_PER_KIND):
+                        key = json.dumps({k: v for k, v in case.items() if k != "id"}, sort_keys=True)
+                        out.setdefault(key, case)
+    return list(out.values())
 
 
 @dataclass(slots=True)
@@ -91,17 +103,22 @@ def _outcome(engine: Engine, case: dict[str, Any]) -> dict[str, Any]:
         d = engine.decide(Case.from_mapping(case))
     except EngineError as err:
         return {"outcome": "error:" + ",".join(x.code for x in err.diagnostics), "rule": None,
-                "amount": None, "customer_pays": None, "deadlines": {}}
+                "amount": None, "customer_pays": None, "fees": {}, "deadlines": {}, "actions": [],
+                "missing_facts": []}
     return {"outcome": d.outcome, "rule": d.reasons[0].rule if d.reasons else None,
             "amount": d.amount, "customer_pays": d.customer_pays,
-            "deadlines": {x.name: x.date.isoformat() for x in d.deadlines}}
+            "fees": {f.name: f.amount for f in d.fees},
+            "deadlines": {x.name: x.date.isoformat() for x in d.deadlines},
+            "actions": [(a.party, a.text) for a in d.actions],
+            "missing_facts": [m.fact for m in d.missing_facts]}
 
 
 def _describe(a: dict[str, Any], b: dict[str, Any]) -> str | None:
     if a["outcome"] != b["outcome"] or a["rule"] != b["rule"]:
         via = f"via rule {b['rule']}" + (f" (was {a['rule']})" if a["rule"] != b["rule"] else "")
         return f"{a['outcome']} → {b['outcome']} {via}"
-    parts = [name for name in ("amount", "customer_pays", "deadlines") if a[name] != b[name]]
+    parts = [name for name in ("amount", "customer_pays", "fees", "deadlines", "actions", "missing_facts")
+             if a[name] != b[name]]
     return f"{' and '.join(parts)} changed via rule {b['rule']}" if parts else None
 
 
@@ -124,6 +141,8 @@ def compare(old: Engine, new: Engine, cases: list[dict[str, Any]]) -> tuple[list
         group.count += 1
         _delta(group.amount_delta, a["amount"], b["amount"])
         _delta(group.customer_delta, a["customer_pays"], b["customer_pays"])
+        for name in {*a["fees"], *b["fees"]}:  # fees are billed to the customer
+            _delta(group.customer_delta, a["fees"].get(name), b["fees"].get(name))
         _delta(moved, a["amount"], b["amount"])
         if len(group.examples) < 3:
             group.examples.append(str(case.get("id") or f"#{i + 1}"))

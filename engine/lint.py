@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.compiler import compile_policy
-from engine.errors import CaseError, EngineError
+from engine.errors import CaseError, EngineError, EvaluationError
 from engine.expressions.syntax import names, parse
 from engine.factschema import kind_facts
 from engine.loader import PLACEHOLDER, load_policy
@@ -116,8 +116,8 @@ def _run_kind(compiled: CompiledPolicy, kind: str) -> _KindStats:
     for case in cases:
         try:
             decision = engine.decide(case)
-        except CaseError:
-            continue  # the generated case breaks one of the policy's checks
+        except (CaseError, EvaluationError):
+            continue  # the generated case breaks a check, or an expression fails on it
         stats.cases += 1
         winner = decision.reasons[0].rule if decision.outcome != "needs_info" else None
         stats.matched.update(decision.matched)

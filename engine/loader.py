@@ -265,7 +265,7 @@ class _Builder:
             version_by=self.data.get("version_by"),
             suppress=tuple((x["code"], x["target"], x["reason"])
                            for x in self.data.get("lint", {}).get("suppress", ())),
-            location=SourceLocation(str(self.path), 1, 1))
+            location=SourceLocation(str(self.path), 1, 1), text=self.doc.text)
 
 
 def _topological(deps: dict[str, set[str]], on_cycle: Any) -> list[str]:

@@ -21,7 +21,8 @@ import sqlite3
 import tempfile
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -42,6 +43,19 @@ SCHEMA = (
         engine_version TEXT NOT NULL, lang TEXT NOT NULL,
         case_json TEXT NOT NULL, decision_json TEXT NOT NULL)""",
 )
+
+
+def _plain(value: Any) -> Any:
+    """A case as JSON that decides the same: exact numbers stay numbers or exact text."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() and value.is_finite() else str(value)
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    return value
 
 
 def _redacted(text: str) -> str:
@@ -67,7 +81,7 @@ class Record:
 class DecisionLog:
     """A decision log on SQLite or PostgreSQL; safe to share between threads."""
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, *, read_only: bool = False) -> None:
         self.target = target
         self._lock = threading.Lock()
         self._known: set[str] = set()
@@ -76,14 +90,24 @@ class DecisionLog:
                 import psycopg  # noqa: PLC0415 - optional driver
                 self._conn: Any = psycopg.connect(target)
                 self._mark, serial = "%s", "BIGSERIAL"
+            elif read_only:  # reading a log never creates one, nor touches another file
+                if not Path(target).is_file():
+                    raise LogError([Diagnostic("log", f"no decision log at {target}")])
+                self._conn = sqlite3.connect(f"file:{Path(target).resolve()}?mode=ro", uri=True,
+                                             check_same_thread=False, isolation_level=None)
+                self._conn.execute("SELECT 1 FROM decisions LIMIT 1")
+                self._mark = "?"
             else:
                 self._conn = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
                 self._conn.execute("PRAGMA journal_mode=WAL")
                 self._conn.execute("PRAGMA synchronous=FULL")
                 self._mark, serial = "?", "INTEGER"
-            with self._transaction() as cur:
-                for statement in SCHEMA:
-                    cur.execute(statement.format(serial=serial))
+            if not read_only:
+                with self._transaction() as cur:
+                    for statement in SCHEMA:
+                        cur.execute(statement.format(serial=serial))
+        except LogError:
+            raise
         except ImportError as err:
             raise LogError([Diagnostic("log", "a postgresql:// log needs psycopg: "
                                        "pip install 'clause-engine[postgres]'")]) from err
@@ -114,9 +138,9 @@ class DecisionLog:
             return
         cur.execute(self._sql("SELECT 1 FROM policies WHERE digest = ?"), (policy.digest,))
         if cur.fetchone() is None:
-            text = Path(policy.file).read_text(encoding="utf-8")
+            # The text as compiled, not as the file is now (it may have been edited since).
             cur.execute(self._sql("INSERT INTO policies VALUES (?, ?, ?, ?, ?, ?)"),
-                        (policy.digest, policy.vendor, policy.version, text, policy.source_file,
+                        (policy.digest, policy.vendor, policy.version, policy.text, policy.source_file,
                          policy.source_text))
         self._known.add(policy.digest)
 
@@ -135,7 +159,7 @@ class DecisionLog:
                     "policy_version, policy_digest, engine_version, lang, case_json, decision_json) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
                     (now, origin, d["case_id"], d["vendor"], d["kind"], d["outcome"], policy.version,
-                     policy.digest, __version__, lang, json.dumps(case, default=str, ensure_ascii=False),
+                     policy.digest, __version__, lang, json.dumps(_plain(case), ensure_ascii=False),
                      json.dumps(d, ensure_ascii=False)))
 
     def write(self, case: dict[str, Any], decision: Decision, policy: Policy, origin: str,
@@ -170,9 +194,12 @@ class DecisionLog:
         if row is None:
             raise LogError([Diagnostic("log", f"the log holds no policy with digest {digest}")])
         home = root / digest[:16] / row[0]
-        home.mkdir(parents=True, exist_ok=True)
+        source = (home / row[2]).resolve()
+        if not source.is_relative_to(home.resolve()):
+            raise LogError([Diagnostic("log", f"the logged source path {row[2]!r} leaves the policy folder")])
+        source.parent.mkdir(parents=True, exist_ok=True)
         (home / "policy.yaml").write_text(row[1], encoding="utf-8")
-        (home / row[2]).write_text(row[3], encoding="utf-8")
+        source.write_text(row[3], encoding="utf-8")
         return home
 
     def close(self) -> None:
@@ -186,10 +213,13 @@ class Replay:
     reproduced: bool               # same decision with the recorded policy version
     replayed: dict[str, Any] | None
     current: dict[str, Any] | None  # the decision under the current policies, if asked
-    error: str | None = None
+    error: str | None = None        # why the recorded decision could not be replayed
+    current_error: str | None = None  # why the current policies cannot decide it
 
     @property
     def changed_now(self) -> bool:
+        if self.current_error is not None:
+            return True
         return self.current is not None and _essence(self.current) != _essence(self.record.decision)
 
 
@@ -210,11 +240,20 @@ def replay(log: DecisionLog, current: Engine | None = None, limit: int | None = 
             try:
                 if digest not in engines:
                     engines[digest] = Engine.load(log.policy_files(digest, Path(tmp)))
+                    rebuilt = next(iter(engines[digest].vendors.values()))[-1].digest
+                    if rebuilt != digest:
+                        raise LogError([Diagnostic("log", f"the logged policy rebuilds with digest "
+                                                   f"{rebuilt[:12]}, not {digest[:12]}")])
                 again = engines[digest].decide(case, lang=record.lang).to_dict()
-                now = current.decide(case, lang=record.lang).to_dict() if current else None
             except EngineError as err:
                 yield Replay(record, False, None, None, "; ".join(d.message for d in err.diagnostics))
                 continue
-            yield Replay(record, again == record.decision, again, now)
+            now, now_error = None, None
+            if current is not None:
+                try:
+                    now = current.decide(case, lang=record.lang).to_dict()
+                except EngineError as err:
+                    now_error = "; ".join(d.message for d in err.diagnostics)
+            yield Replay(record, again == record.decision, again, now, None, now_error)
 
 

@@ -144,6 +144,7 @@ class Policy:
     version_by: str | None = None                    # date fact that picks the version
     suppress: tuple[tuple[str, str, str], ...] = ()  # lint (code, target, reason)
     location: SourceLocation | None = None           # the policy file's first line
+    text: str = ""                                   # the policy file as loaded (the log keeps it)
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,7 +67,10 @@ class Sampler:
         if kind == "enum":
             return list(decl.type.values)
         if kind in ("integer", "decimal", "money"):
-            near = [v + d for v in consts if isinstance(v, (int, Decimal)) for d in (-1, 0, 1)]
+            steps = (-1, 0, 1) if kind == "integer" else (-1, Decimal("-0.01"), 0, Decimal("0.01"), 1)
+            near = [v + d for v in consts if isinstance(v, (int, Decimal)) for d in steps]
+            ordered = sorted(Decimal(v) for v in consts if isinstance(v, (int, Decimal)))
+            near += [(a + b) / 2 for a, b in zip(ordered, ordered[1:], strict=False)]  # between two limits
             values = [Decimal(v) for v in (*NUMBERS, *near)] if kind != "integer" else [
                 int(v) for v in (*NUMBERS, *near) if v == int(v)]
             return [v for v in values if _within(decl, v)] or [decl.minimum or 0]

@@ -82,9 +82,11 @@ class PolicySet:
                 self.last_error = [d.to_dict() for d in err.diagnostics]
                 LOG.error("policy reload failed; still serving the previous policies:\n%s", err)
                 return False
-            old, self.engine = self.engine, fresh  # the swap: one reference assignment
+            # The swap: one reference assignment. The old engine is not closed
+            # here: requests in flight may still use it; its back end is freed
+            # when the last of them lets go of it.
+            self.engine = fresh
             self.stamp, self.last_error, self.loaded_at = stamp, None, time.time()
-            old.close()
             LOG.info("policies reloaded from %s", self.root)
             return True
 
@@ -167,8 +169,10 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
                 raise _Reject(413, "body_too_large", f"the body is over {max_body} bytes")
         try:
             return json.loads(data, parse_float=Decimal)
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        except (ValueError, UnicodeDecodeError) as err:  # JSONDecodeError is a ValueError
             raise _Reject(422, "json", f"the body is not valid JSON: {err}") from err
+        except RecursionError as err:
+            raise _Reject(422, "json", "the body is not valid JSON: nested too deeply") from err
 
     def decide_one(engine: Engine, case: Any) -> tuple[dict[str, Any] | None, list[dict[str, Any]] | None]:
         try:

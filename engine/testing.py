@@ -7,7 +7,7 @@ outcome, amount, customer_pays, fees, deadlines, missing_facts and reasons'
 rule ids — or ``want_error_code``. ``clause test`` and the project's pytest
 suite both run them through :func:`run_test`, so they cannot disagree.
 
-Coverage counts a rule as exercised when it matched in some test, and each
+Coverage counts a rule as exercised when it decided some test, and each
 operand of an ``and``/``or`` (or a whole one-part condition) as a branch
 exercised *both ways* when it was seen true in one test and false in
 another.
@@ -41,6 +41,7 @@ class PolicyTest:
     location: SourceLocation
     lang: str = "en"
     want_error_code: str | None = None
+    want_error_fact: str | None = None
 
 
 @dataclass(slots=True)
@@ -60,7 +61,12 @@ def load_tests(path: Path) -> list[PolicyTest]:
     Raises:
         PolicyError: the file is not valid YAML or does not match the schema.
     """
-    doc, problems = parse_yaml(path.read_text(encoding="utf-8"), str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise PolicyError([Diagnostic("file", f"cannot read the test file {path}: {err}",
+                                      SourceLocation(str(path)))]) from err
+    doc, problems = parse_yaml(text, str(path))
     if doc is None or problems:
         raise PolicyError(problems)
     problems = schemas.check(doc, "test-case.schema.json")
@@ -68,7 +74,7 @@ def load_tests(path: Path) -> list[PolicyTest]:
         raise PolicyError(problems)
     return [PolicyTest(name=c["note"], input=c["input"], want=c.get("want_decision", {}),
                        location=doc.loc(("cases", i)), lang=c.get("lang", "en"),
-                       want_error_code=c.get("want_error_code"))
+                       want_error_code=c.get("want_error_code"), want_error_fact=c.get("want_error_fact"))
             for i, c in enumerate(doc.data["cases"])]
 
 
@@ -97,12 +103,17 @@ def run_test(engine: Engine, test: PolicyTest, coverage: Coverage | None = None)
             result.error = "; ".join(d.render() for d in err.diagnostics)
         elif test.want_error_code not in codes:
             result.diffs.append(("error code", test.want_error_code, ", ".join(codes)))
+        elif test.want_error_fact is not None:
+            paths = [d.path for d in err.diagnostics if d.code == test.want_error_code]
+            if not any(p == f"/facts/{test.want_error_fact}" or p.startswith(f"/facts/{test.want_error_fact}/")
+                       for p in paths):
+                result.diffs.append(("error fact", test.want_error_fact, ", ".join(paths)))
         return result
     if test.want_error_code is not None:
         result.diffs.append(("error code", test.want_error_code, f"a decision ({decision.outcome})"))
         return result
     if coverage is not None:
-        coverage.record(compiled, decision.kind, facts)
+        coverage.record(compiled, decision.kind, facts, decision.reasons[0].rule)
     want = dict(test.want)
     contains = want.pop("reason_contains", None)
     actual = actual_fields(decision)
@@ -146,11 +157,11 @@ class Coverage:
             self.policies[key] = _PolicyCoverage(key, rules, branches)
         return self.policies[key]
 
-    def record(self, compiled: CompiledPolicy, kind: str, facts: dict[str, Any]) -> None:
+    def record(self, compiled: CompiledPolicy, kind: str, facts: dict[str, Any], decided: str) -> None:
         cov = self.add_policy(compiled)
+        if decided in cov.rules:  # a rule counts when it decides, not merely when it matches
+            cov.rules[decided] = True
         for r in compiled.kinds[kind].rules:
-            if ir.evaluate3(r.cond, facts) == ir.TRUE:
-                cov.rules[r.rule.id] = True
             for bid, node in _branches(r.rule.id, r.cond):
                 cov.branches[bid][1].add(ir.evaluate3(node, facts))
 

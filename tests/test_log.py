@@ -319,13 +319,23 @@ def test_replay_reports_a_tampered_record(tmp_path: Path, db: Path) -> None:
 
 
 def test_log_list_empty_log(tmp_path: Path, db: Path) -> None:
+    DecisionLog(str(db)).close()  # an empty log
     assert ok(clause("log", "list", "--log", str(db), cwd=tmp_path)).stdout == ""
     assert json.loads(ok(clause("log", "list", "--log", str(db), "--format", "json", cwd=tmp_path)).stdout) == []
 
 
 def test_unopenable_log_is_a_clean_error(tmp_path: Path) -> None:
     result = ok(clause("log", "list", "--log", str(tmp_path / "missing" / "x.sqlite3"), cwd=tmp_path), 1)
+    assert "no decision log at" in result.stderr
+    assert not (tmp_path / "missing").exists()  # reading never creates a log
+
+
+def test_reading_a_file_that_is_not_a_log_is_a_clean_error(tmp_path: Path) -> None:
+    other = tmp_path / "notes.sqlite3"
+    other.write_text("not a database", encoding="utf-8")
+    result = ok(clause("log", "list", "--log", str(other), cwd=tmp_path), 1)
     assert "cannot open the decision log" in result.stderr
+    assert other.read_text(encoding="utf-8") == "not a database"
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------------
