@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from engine import schemas
 from engine._yaml import parse_yaml
 from engine.case import Case
-from engine.errors import EngineError, PolicyError
+from engine.errors import Diagnostic, EngineError, PolicyError
 from engine.location import SourceLocation
 from engine.match import ir
 
