@@ -8,6 +8,7 @@ and is stopped at the end of the module.
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -58,11 +59,16 @@ def pg_url() -> Iterator[str]:
     # server must run as another user.
     home = Path(tempfile.mkdtemp(prefix="clause-pg-"))
     as_user: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        subprocess.run(["useradd", "--system", "--no-create-home", "clausepg"], capture_output=True)
-        shutil.chown(home, "clausepg")
+    if os.geteuid() == 0:  # initdb refuses to run as root: use Debian's postgres account
+        user = "postgres"
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            user = "clausepg"
+            subprocess.run(["useradd", "--system", "--no-create-home", user], capture_output=True, check=False)
+        shutil.chown(home, user)
         os.chmod(home, 0o700)
-        as_user = ["runuser", "-u", "clausepg", "--"]
+        as_user = ["runuser", "-u", user, "--"]
     data = home / "data"
     subprocess.run([*as_user, initdb, "-D", str(data), "-A", "trust", "-U", "clause", "--no-sync"],
                    check=True, capture_output=True)
