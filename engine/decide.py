@@ -53,6 +53,8 @@ def select(kind: CompiledKind, matched: list[int], facts: dict[str, Any],
 class _Result:
     """Evaluates a winning rule's result expressions, tracking missing facts."""
 
+    __slots__ = ("compiled", "currency", "facts", "missed", "missing", "quantum", "rule")
+
     def __init__(self, compiled: CompiledPolicy, rule: CompiledRule, facts: dict[str, Any],
                  missed: dict[str, str]) -> None:
         self.compiled = compiled
@@ -186,9 +188,9 @@ def _granted(compiled: CompiledPolicy, winner: CompiledRule, facts: dict[str, An
                         **common)
     customer_pays = res.money(winner.customer_pays, rule.customer_pays, "customer_pays")
     fees = tuple(Fee(name, m, rule.id) for name, fn, expr in winner.fees
-                 if (m := res.money(fn, expr, "fee", name)) is not None)
+                 if (m := res.money(fn, expr, "fee", name)) is not None) if winner.fees else ()
     deadlines = tuple(Deadline(name, d, rule.id) for name, fn, expr in winner.deadlines
-                      if (d := res.value(fn, expr, "deadline", name)) is not None)
+                      if (d := res.value(fn, expr, "deadline", name)) is not None) if winner.deadlines else ()
     texts = winner.texts.get(lang) or winner.texts["en"]
     extra = {"amount": amount, "customer_pays": customer_pays}
     actions = texts.actions if texts.actions is not None else tuple(
