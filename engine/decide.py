@@ -95,14 +95,11 @@ class _Result:
 
 
 def _format(value: Any, currency: str) -> str:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, Money):
-        return str(value)
-    if isinstance(value, date):
-        return value.isoformat()
+    """A value as a reason shows it: dates ISO, booleans yes/no, numbers as given."""
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, date):
+        return value.isoformat()
     return str(value)
 
 
@@ -113,18 +110,24 @@ def render(text: str, facts: dict[str, Any], extra: dict[str, Any], compiled: Co
 
 def fill(parts: tuple[str, ...], facts: dict[str, Any], extra: dict[str, Any],
          compiled: CompiledPolicy) -> str:
-    """Join a prepared text: literal parts, with placeholder names at odd positions."""
+    """Join a prepared text: literal parts, with placeholder names at odd positions.
+
+    Money (results, and facts or derived facts of type money) is rounded
+    with the policy's mode and shown with its currency, like the amounts.
+    """
     out = list(parts)
+    policy = compiled.policy
     for i in range(1, len(out), 2):
         name = out[i]
-        value = extra.get(name, facts.get(name))
+        value = extra.get(name)
+        if value is None:
+            value = facts.get(name)
         if value is None:
             out[i] = "?"
-            continue
-        if name in compiled.money_fields and isinstance(value, Decimal):
-            value = Money(money.round_to(value, compiled.quantum, compiled.policy.rounding),
-                          compiled.policy.currency)
-        out[i] = _format(value, compiled.policy.currency)
+        elif type(value) is Decimal and name in compiled.money_fields:
+            out[i] = f"{money.round_to(value, compiled.quantum, policy.rounding):f} {policy.currency}"
+        else:
+            out[i] = _format(value, policy.currency)
     return "".join(out)
 
 
