@@ -171,7 +171,8 @@ def compile_policy(policy: Policy) -> CompiledPolicy:
              for k, kind in policy.kinds.items() for r in kind.rules}
     depends = _dependencies(policy, lowering)
     derived_src = {n: generate(d.expr.checked, module.consts) for n, d in policy.derived.items()}
-    synth_src = {n: generate(check(s.node, env), module.consts) for n, s in lowering.synthetics.items()}
+    synth_checked = {n: check(s.node, env) for n, s in lowering.synthetics.items()}
+    synth_src = {n: generate(c, module.consts) for n, c in synth_checked.items()}
     known = set(env)
     reads = {**{n: set(d.expr.reads) for n, d in policy.derived.items()},
              **{n: names(syn.node) & known for n, syn in lowering.synthetics.items()}}
@@ -197,7 +198,7 @@ def compile_policy(policy: Policy) -> CompiledPolicy:
     kinds = {name: _compiled_kind(policy.kinds[name], ns, derive, rules, depends, policy.languages,
                                   policy.source_file)
              for name, (derive, rules) in pending.items()}
-    field_types = {**env, **{n: check(s.node, env).type for n, s in lowering.synthetics.items()}}
+    field_types = {**env, **{n: c.type for n, c in synth_checked.items()}}
     return CompiledPolicy(
         policy=policy, calendar=calendar, kinds=MappingProxyType(kinds),
         checks=tuple((_facts_of(e.reads, depends), ns[d], ns[fn], msg, e)
