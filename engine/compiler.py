@@ -23,7 +23,7 @@ from engine.expressions.checker import check
 from engine.expressions.codegen import Constants, generate
 from engine.expressions.functions import RUNTIME, EvalFailure
 from engine.expressions.syntax import names
-from engine.loader import PLACEHOLDER, RESERVED
+from engine.loader import PLACEHOLDER, RESERVED, placeholders
 from engine.match import ir
 from engine.model import ActionItem, Reason
 
@@ -154,11 +154,6 @@ def _expr_fn(module: _Module, expr: Expr | None) -> str | None:
     return module.function(generate(expr.checked, module.consts)) if expr else None
 
 
-def _placeholders(rule: Rule) -> set[str]:
-    texts = [*rule.reason.values(), *(t for a in rule.actions for t in a.text.values())]
-    return {n for text in texts for n in PLACEHOLDER.findall(text)}
-
-
 def compile_policy(policy: Policy) -> CompiledPolicy:
     """Compile ``policy``: generated functions, per-kind derive steps and IR."""
     calendar = Calendar(policy.country, policy.timezone, policy.subdivision)
@@ -269,11 +264,9 @@ def _facts_of(fields: frozenset[str], depends: Mapping[str, frozenset[str]]) -> 
 
 def _result_reads(rule: Rule) -> set[str]:
     """Fields a rule's results and texts read."""
-    used = set(_placeholders(rule))
-    for e in (rule.amount, rule.customer_pays, *(e for _, e in rule.fees),
-              *(e for _, e in rule.deadlines)):
-        if e is not None:
-            used.update(e.reads)
+    used = placeholders(rule)
+    for e in rule.results():
+        used.update(e.reads)
     return used
 
 

@@ -14,7 +14,6 @@ policy's declared rounding mode.
 
 from __future__ import annotations
 
-import re
 from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from engine import money
 from engine.errors import Diagnostic, EvaluationError
 from engine.expressions.functions import EvalFailure
+from engine.loader import PLACEHOLDER
 from engine.match import ir
 from engine.model import ActionItem, Deadline, Decision, Fee, MissingFact, Money, Reason
 
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from engine.compiler import CompiledKind, CompiledPolicy, CompiledRule
     from engine.model import Expr
 
-_PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 
 
 def select(kind: CompiledKind, matched: list[int], facts: dict[str, Any],
@@ -105,7 +104,7 @@ def _format(value: Any, currency: str) -> str:
 
 def render(text: str, facts: dict[str, Any], extra: dict[str, Any], compiled: CompiledPolicy) -> str:
     """Fill ``{name}`` placeholders with fact, derived or result values (money with its currency)."""
-    return text if "{" not in text else fill(tuple(_PLACEHOLDER.split(text)), facts, extra, compiled)
+    return text if "{" not in text else fill(tuple(PLACEHOLDER.split(text)), facts, extra, compiled)
 
 
 def fill(parts: tuple[str, ...], facts: dict[str, Any], extra: dict[str, Any],

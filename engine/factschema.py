@@ -58,13 +58,9 @@ def kind_facts(compiled: CompiledPolicy, kind: str) -> list[str]:
     ck = compiled.kinds[kind]
     needed: set[str] = set(ck.condition_facts)
     for r in ck.rules:
-        rule = r.rule
-        exprs = [rule.amount, rule.customer_pays, *(e for _, e in rule.fees),
-                 *(e for _, e in rule.deadlines)]
-        for e in exprs:
-            if e is not None:
-                for name in e.reads:
-                    needed |= compiled.depends.get(name, {name})
+        for e in r.rule.results():
+            for name in e.reads:
+                needed |= compiled.depends.get(name, {name})
     return [name for name in policy.facts if name in needed]
 
 

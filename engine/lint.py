@@ -35,9 +35,8 @@ from typing import TYPE_CHECKING, Any
 
 from engine.compiler import compile_policy
 from engine.errors import CaseError, EngineError, EvaluationError
-from engine.expressions.syntax import names, parse
 from engine.factschema import kind_facts
-from engine.loader import PLACEHOLDER, load_policy
+from engine.loader import load_policy, placeholders
 from engine.sample import Sampler
 from engine.trace import check_trace
 
@@ -74,12 +73,10 @@ def _unused_facts(policy: Policy) -> list[Finding]:
     exprs = [d.expr for d in policy.derived.values()] + [c.expr for c in policy.checks]
     for kind in policy.kinds.values():
         for r in kind.rules:
-            exprs += [e for e in (r.when, r.amount, r.customer_pays) if e is not None]
-            exprs += [e for _, e in (*r.fees, *r.deadlines)]
-            texts = [*r.reason.values(), *(t for a in r.actions for t in a.text.values())]
-            read.update(n for text in texts for n in PLACEHOLDER.findall(text))
+            exprs += [r.when, *r.results()]
+            read |= placeholders(r)
     for e in exprs:
-        read |= names(parse(e.text))
+        read |= e.reads
     if policy.version_by:
         read.add(policy.version_by)
     return [Finding("unused_fact", "warning", f"fact {name!r} is declared but nothing reads it",

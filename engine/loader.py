@@ -42,6 +42,11 @@ def expression_location(doc: Document, path: tuple[Any, ...], offset: int) -> So
     return scalar_position(doc, path, str(_get(doc.data, path)), offset)
 
 
+def placeholders(rule: Rule) -> set[str]:
+    """Names the rule's reason and action texts insert (``{name}``)."""
+    return {n for text in rule.texts() for n in PLACEHOLDER.findall(text)}
+
+
 def _get(data: Any, path: tuple[Any, ...]) -> Any:
     for part in path:
         data = data[part]

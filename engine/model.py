@@ -96,6 +96,15 @@ class Rule:
     deadlines: tuple[tuple[str, Expr], ...] = ()
     actions: tuple[Action, ...] = ()
 
+    def results(self) -> list[Expr]:
+        """The expressions of what the rule decides: amount, customer_pays, fees, deadlines."""
+        return [e for e in (self.amount, self.customer_pays, *(e for _, e in self.fees),
+                            *(e for _, e in self.deadlines)) if e is not None]
+
+    def texts(self) -> list[str]:
+        """Every reason and action text, in every language."""
+        return [*self.reason.values(), *(t for a in self.actions for t in a.text.values())]
+
 
 @dataclass(frozen=True, slots=True)
 class Kind:

@@ -35,6 +35,7 @@ class Sampler:
 
     def __init__(self, compiled: CompiledPolicy, anchor: date | None = None) -> None:
         self.compiled = compiled
+        self._lowered: dict[str, ir.Cond] = {}
         policy = compiled.policy
         self.anchor = anchor or max(policy.effective_from, date(2025, 1, 1))
         if policy.effective_until and self.anchor > policy.effective_until:
@@ -137,10 +138,13 @@ class Sampler:
         return out
 
     def _derived_ir(self, name: str) -> ir.Cond:
-        policy = self.compiled.policy
-        expr = policy.derived[name].expr
-        fields = {*policy.facts, *policy.derived, "as_of"}
-        return ir.lower(expr.checked, expr.text, ir.Lowering(), fields)
+        """A boolean derived fact as a condition (lowered once per sampler)."""
+        if name not in self._lowered:
+            policy = self.compiled.policy
+            expr = policy.derived[name].expr
+            fields = {*policy.facts, *policy.derived, "as_of"}
+            self._lowered[name] = ir.lower(expr.checked, expr.text, ir.Lowering(), fields)
+        return self._lowered[name]
 
     def cases(self, kind: str, names: list[str], count: int,
               force: Callable[[random.Random], dict[str, Any]] | None = None,
