@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 import click
 
 from engine import CaseError, EngineError, Engine
-from engine._resources import default_policies_dir
+from engine.cliutil import check_lang, languages, policy_dir, resolve_policies
 from engine._yaml import parse_yaml
 from engine.case import Case
 from engine.compiler import compile_policy
@@ -23,6 +23,7 @@ from engine.engine import MATCHERS, policy_files
 from engine.errors import Diagnostic, PolicyError
 from engine.explain import render_text
 from engine.factschema import facts_schema, kind_facts, template
+from engine import reports
 from engine.diff import run_diff
 from engine.lint import lint_files
 from engine.testing import Coverage, find_test_files, load_tests, policy_dir_of, run_test
@@ -33,7 +34,8 @@ from engine.trace import check_trace
 FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
                       show_default=True, help="text for people, json for programs (stable).")
 POLICIES = click.option("--policies", "policies", type=click.Path(path_type=Path), default=None,
-                        help="Policy directory [default: $CLAUSE_POLICIES or the bundled policies].")
+                        help="Policy directory [default: $CLAUSE_POLICIES, else ./policies if "
+                             "there is one, else the bundled policies].")
 MATCHER = click.option("--matcher", type=click.Choice(MATCHERS), default="python", show_default=True,
                        help="Matching back end: generated Python, or Rete on durable_rules.")
 
@@ -69,9 +71,9 @@ def fail(err: EngineError, fmt: str, texts: dict[str, list[str] | None] | None =
     sys.exit(1)
 
 
-def load_engine(policies: Path | None, matcher: str, fmt: str) -> Engine:
+def load_engine(policies: Path, matcher: str, fmt: str) -> Engine:
     try:
-        return Engine.load(policies or default_policies_dir(), matcher=matcher)
+        return Engine.load(policies, matcher=matcher)
     except EngineError as err:
         fail(err, fmt)
 
@@ -93,7 +95,7 @@ def validate(paths: tuple[Path, ...], fmt: str, policies: Path | None, matcher: 
     Reports YAML and schema errors, unknown facts and type errors in
     expressions, each at FILE:LINE:COL. Exits 1 when any is found.
     """
-    roots = list(paths) or [policies or default_policies_dir()]
+    roots = list(paths) or [policy_dir(policies, fmt == "json")]
     files = [f for root in roots for f in (policy_files(root) if root.exists() else [root])]
     problems: list[Diagnostic] = []
     checked = []
@@ -125,7 +127,8 @@ def validate(paths: tuple[Path, ...], fmt: str, policies: Path | None, matcher: 
 
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@FORMAT
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif"]), default="text",
+              show_default=True, help="text for people; json (stable codes) or SARIF 2.1.0 for CI.")
 @POLICIES
 def lint(paths: tuple[Path, ...], fmt: str, policies: Path | None) -> None:
     """Find shadowed rules, overlaps, gaps, unused facts and version conflicts.
@@ -133,17 +136,18 @@ def lint(paths: tuple[Path, ...], fmt: str, policies: Path | None) -> None:
     Exits 1 when a finding is an error. Suppress a finding kept on purpose
     in the policy (lint.suppress: code, target, reason).
     """
-    roots = list(paths) or [policies or default_policies_dir()]
+    roots = list(paths) or [policy_dir(policies, fmt != "text")]
     files = list(dict.fromkeys(f.resolve() for root in roots
                                for f in (policy_files(root) if root.is_dir() else [root])))
     if not files:
         fail(PolicyError([Diagnostic("file", "no policy files (policy*.yaml) under "
-                                     + ", ".join(map(str, roots)))]), fmt)
+                                     + ", ".join(map(str, roots)))]), "text" if fmt == "text" else "json")
     findings, suppressed = lint_files(files)
     errors = sum(f.severity == "error" for f in findings)
     if fmt == "json":
-        _echo_json({"ok": errors == 0, "findings": [f.to_dict() for f in findings],
-                    "suppressed": suppressed, "files": [str(f) for f in files]})
+        _echo_json(reports.lint_json(findings, suppressed, files))
+    elif fmt == "sarif":
+        _echo_json(reports.lint_sarif(findings, Path.cwd()))
     else:
         cache: dict[str, list[str] | None] = {}
         for f in findings:
@@ -162,7 +166,8 @@ def lint(paths: tuple[Path, ...], fmt: str, policies: Path | None) -> None:
 @click.option("--coverage", is_flag=True, help="Report the rules and condition branches the tests exercise.")
 @click.option("--min-coverage", type=click.FloatRange(0, 100), default=None,
               help="Fail when rule coverage is below this percentage (implies --coverage).")
-@FORMAT
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "junit"]), default="text",
+              show_default=True, help="text for people; json (stable) or JUnit XML for CI.")
 @POLICIES
 @MATCHER
 def test_command(paths: tuple[Path, ...], coverage: bool, min_coverage: float | None, fmt: str,
@@ -172,18 +177,21 @@ def test_command(paths: tuple[Path, ...], coverage: bool, min_coverage: float | 
     Each test decides a case and compares the fields it expects; failures
     show expected and actual field by field with the test's FILE:LINE.
     """
-    roots = list(paths) or [policies or default_policies_dir()]
+    machine = fmt != "text"
+    efmt = "json" if machine else "text"  # how diagnostics are reported
+    fallback = policy_dir(policies, machine) if not paths else resolve_policies(policies).path
+    roots = list(paths) or [fallback]
     files = [f for root in roots for f in find_test_files(root)]
     if not files:
         fail(CaseError([Diagnostic("file", "no test files (tests/*.yaml) under "
-                                   + ", ".join(map(str, roots)))]), fmt)
+                                   + ", ".join(map(str, roots)))]), efmt)
     cov = Coverage() if coverage or min_coverage is not None else None
     engines: dict[Path | None, Engine] = {}
     results = []
     for file in files:
         home = policy_dir_of(file)
         if home not in engines:
-            engines[home] = load_engine(home or policies, matcher, fmt)
+            engines[home] = load_engine(home or fallback, matcher, efmt)
             if cov is not None:
                 for versions in engines[home]._versions.values():  # noqa: SLF001
                     for compiled, _ in versions:
@@ -191,27 +199,24 @@ def test_command(paths: tuple[Path, ...], coverage: bool, min_coverage: float | 
         try:
             tests = load_tests(file)
         except EngineError as err:
-            fail(err, fmt)
+            fail(err, efmt)
         results += [run_test(engines[home], t, cov) for t in tests]
     passed = sum(r.passed for r in results)
     below = cov is not None and min_coverage is not None and cov.rule_percent() < min_coverage
     if fmt == "json":
-        _echo_json({"passed": passed, "failed": len(results) - passed, "results": [
-            {"name": r.test.name, "file": r.test.location.file, "line": r.test.location.line,
-             "passed": r.passed, "error": r.error,
-             "diffs": [{"field": f, "expected": e, "actual": a} for f, e, a in r.diffs]}
-            for r in results],
-            "coverage": cov.report() if cov else None})
+        _echo_json(reports.tests_json(results, cov))
+    elif fmt == "junit":
+        click.echo(reports.tests_junit(results), nl=False)
+        if below:
+            click.echo(f"rule coverage {cov.rule_percent():.1f}% is below --min-coverage {min_coverage}%",
+                       err=True)
     else:
         for r in results:
             if not r.passed:
                 loc = r.test.location
                 click.echo(f"{loc.file}:{loc.line}: FAIL {r.test.name}")
-                if r.error:
-                    click.echo(f"    error: {r.error}")
-                for name, expected, actual in r.diffs:
-                    click.echo(f"    {name}: expected {json.dumps(expected, ensure_ascii=False)}, "
-                               f"got {json.dumps(actual, ensure_ascii=False)}")
+                for line in reports.failure_lines(r):
+                    click.echo(f"    {line}")
         if cov is not None:
             click.echo("Coverage:")
             click.echo("\n".join(cov.report()))
@@ -271,20 +276,22 @@ def diff(old: str, new: str, cases_path: Path | None, fmt: str, matcher: str) ->
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
 @POLICIES
 @MATCHER
-@click.option("--log", "log_target", default="clause-log.sqlite3", show_default=True,
-              help="Decision log: a SQLite file or a postgresql:// URL.")
-@click.option("--no-log", is_flag=True, help="Do not record decisions.")
+@click.option("--log", "log_target", default=None,
+              help="Record decisions in this log: a SQLite file or a postgresql:// URL [default: no log].")
+@click.option("--no-log", is_flag=True, hidden=True, help="Do not record decisions (the default).")
 @click.option("--max-body", default=1 << 20, show_default=True, type=int, help="Largest request body, in bytes.")
-def serve(host: str, port: int, policies: Path | None, matcher: str, log_target: str, no_log: bool,
+def serve(host: str, port: int, policies: Path | None, matcher: str, log_target: str | None, no_log: bool,
           max_body: int) -> None:
     """Serve decisions over HTTP (OpenAPI at /openapi.json); reloads policies when they change."""
     import uvicorn  # noqa: PLC0415 - only this verb needs the server
 
     from engine.service import create_app  # noqa: PLC0415
 
-    log = None if no_log else _open_log(log_target, "text")
+    root = policy_dir(policies, machine=False)
+    log = None if no_log or not log_target else _open_log(log_target, "text")
+    click.echo(f"decision log: {log_target}" if log is not None else "decision log: none (add --log FILE)")
     try:
-        app = create_app(policies or default_policies_dir(), matcher=matcher, log=log, max_body=max_body)
+        app = create_app(root, matcher=matcher, log=log, max_body=max_body)
     except EngineError as err:
         fail(err, "text")
     try:
@@ -304,8 +311,8 @@ def _open_log(target: str, fmt: str, read_only: bool = False) -> Any:
 
 
 @main.command()
-@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), required=True,
               help="Where to write the decisions ('-' for stdout).")
 @click.option("--input-format", type=click.Choice(["auto", "jsonl", "csv"]), default="auto", show_default=True)
 @click.option("--output-format", type=click.Choice(["auto", "jsonl", "csv"]), default="auto", show_default=True)
@@ -319,19 +326,36 @@ def _open_log(target: str, fmt: str, read_only: bool = False) -> Any:
 @MATCHER
 def batch(source: Path, output: Path, input_format: str, output_format: str, workers: int, lang: str,
           log_target: str | None, progress: bool | None, fmt: str, policies: Path | None, matcher: str) -> None:
-    """Decide every case of a JSON Lines or CSV file, streaming, with a summary at the end.
+    """Decide every case of a JSON Lines or CSV file ('-' reads stdin), with a summary at the end.
 
     A bad line is reported with its number and skipped; the command still
     exits 0 (the job was done) and the summary lists every invalid line.
     """
+    if str(source) == "-":
+        import tempfile  # noqa: PLC0415
+
+        from engine.cliutil import spool_stdin  # noqa: PLC0415
+
+        with tempfile.TemporaryDirectory(prefix="clause-batch-") as tmp:
+            _batch(spool_stdin(Path(tmp)), output, input_format, output_format, workers, lang, log_target,
+                   progress, fmt, policies, matcher)
+        return
+    _batch(source, output, input_format, output_format, workers, lang, log_target, progress, fmt, policies,
+           matcher)
+
+
+def _batch(source: Path, output: Path, input_format: str, output_format: str, workers: int, lang: str,
+           log_target: str | None, progress: bool | None, fmt: str, policies: Path | None,
+           matcher: str) -> None:
     from engine.batch import count_lines, run_batch, summary_text  # noqa: PLC0415
 
     if str(output) != "-" and output.resolve() == source.resolve():
         fail(CaseError([Diagnostic("file", f"the output {output} is the input: choose another file")]), fmt)
     in_fmt = input_format if input_format != "auto" else ("csv" if source.suffix == ".csv" else "jsonl")
     out_fmt = output_format if output_format != "auto" else ("csv" if output.suffix == ".csv" else "jsonl")
-    root = str(policies or default_policies_dir())
+    root = str(policy_dir(policies, fmt == "json" or str(output) == "-"))
     engine = load_engine(Path(root), matcher, fmt)
+    check_lang(lang, languages(engine))
     log = _open_log(log_target, fmt) if log_target else None
     show = sys.stderr.isatty() if progress is None else progress
     bar = click.progressbar(length=count_lines(source) - (1 if in_fmt == "csv" else 0), label="Deciding",
@@ -374,7 +398,7 @@ def log() -> None:
     """Read the decision log: list, show, replay."""
 
 
-LOG_TARGET = click.option("--log", "log_target", default="clause-log.sqlite3", show_default=True,
+LOG_TARGET = click.option("--log", "log_target", required=True,
                           help="The decision log: a SQLite file or a postgresql:// URL.")
 
 
@@ -433,7 +457,7 @@ def log_replay(log_target: str, limit: int | None, against_current: bool, fmt: s
     """
     from engine.log import replay  # noqa: PLC0415
 
-    current = load_engine(policies, "python", fmt) if against_current else None
+    current = load_engine(policy_dir(policies, fmt == "json"), "python", fmt) if against_current else None
     log = _open_log(log_target, fmt, read_only=True)
     results = list(replay(log, current, limit))
     log.close()
@@ -524,8 +548,9 @@ def decide(case: str, lang: str, explain: bool, log_target: str | None, fmt: str
            matcher: str) -> None:
     """Decide one case file (YAML or JSON; '-' reads stdin)."""
     parsed, texts = read_case(case, fmt)
-    engine = load_engine(policies, matcher, fmt)
+    engine = load_engine(policy_dir(policies, fmt == "json"), matcher, fmt)
     try:
+        check_lang(lang, languages(engine), parsed.vendor)
         decision, steps = engine.explain(parsed, lang=lang) if explain else (engine.decide(parsed, lang=lang), None)
     except EngineError as err:
         fail(err, fmt, texts)
@@ -559,7 +584,7 @@ def decide(case: str, lang: str, explain: bool, log_target: str | None, fmt: str
 def facts(vendor: str, kind: str | None, as_template: bool, as_schema: bool, fmt: str,
           policies: Path | None) -> None:
     """List the facts a vendor's policy (or one KIND of it) reads."""
-    engine = load_engine(policies, "python", fmt)
+    engine = load_engine(policy_dir(policies, fmt == "json" or as_schema or as_template), "python", fmt)
     try:
         compiled = engine.compiled(vendor, _latest(engine, vendor, fmt))
     except EngineError as err:
@@ -568,10 +593,10 @@ def facts(vendor: str, kind: str | None, as_template: bool, as_schema: bool, fmt
     if kind is not None and kind not in policy.kinds:
         fail(CaseError([Diagnostic("case", f"unknown kind {kind!r} for {vendor}; kinds: "
                                    + ", ".join(policy.kinds))]), fmt)
-    if as_schema:
-        _echo_json(facts_schema(policy))
-        return
     names = kind_facts(compiled, kind) if kind else list(policy.facts)
+    if as_schema:
+        _echo_json(facts_schema(policy, kind, names if kind else None))
+        return
     if as_template:
         blank = template(policy, kind or next(iter(policy.kinds)), names)
         if fmt == "json":

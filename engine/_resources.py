@@ -19,7 +19,15 @@ def schemas_dir() -> Path:
     return _bundled("schemas")
 
 
+def bundled_policies_dir() -> Path:
+    """The policies shipped with the package (or the checkout's, in an editable install)."""
+    return _bundled("policies")
+
+
 def default_policies_dir() -> Path:
-    """``$CLAUSE_POLICIES`` when set, else the bundled ``policies/``."""
+    """``$CLAUSE_POLICIES`` when set, else the bundled ``policies/`` (the Python API's default).
+
+    The command line also looks for ``./policies`` first: see :mod:`engine.cliutil`.
+    """
     env = os.environ.get("CLAUSE_POLICIES")
-    return Path(env) if env else _bundled("policies")
+    return Path(env) if env else bundled_policies_dir()

@@ -170,7 +170,7 @@ def test_suppressions_are_honoured_and_checked(runner: CliRunner, tmp_path: Path
 
 def test_bundled_policies_lint_clean(runner: CliRunner) -> None:
     result = runner.invoke(main, ["lint", "--format", "json"])
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     assert result.exit_code == 0 and data["findings"] == [], data["findings"]
 
 

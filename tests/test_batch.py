@@ -102,7 +102,9 @@ def test_jsonl_decides_every_line_in_order(tmp_path: Path, local_engine: Engine)
     out = read_jsonl(tmp_path / "out.jsonl")
     assert [d["case_id"] for d in out] == [c["id"] for c in cases]
     assert out == [expected(local_engine, c) for c in cases]
-    assert result.stdout.startswith(f"{len(cases)} case(s): {len(cases)} decided, 0 invalid")
+    first, summary = result.stdout.split("\n", 1)
+    assert first.startswith("policies: ") and first.endswith(" (bundled)")  # run from tmp_path
+    assert summary.startswith(f"{len(cases)} case(s): {len(cases)} decided, 0 invalid")
     assert out[-3]["amount"] == {"value": "20.00", "currency": "USD"}
     assert out[-2]["customer_pays"] == {"value": "5.61", "currency": "EUR"}
 

@@ -19,6 +19,8 @@ from click.testing import CliRunner, Result
 from cli import main
 from conftest import POLICIES, needs_rete
 
+HERE = f"policies: {POLICIES} (./policies)\n"  # the line naming the policy directory
+
 CASE = POLICIES / "itellum" / "cases" / "return-refund.yaml"
 DECISION_KEYS = {"case_id", "vendor", "kind", "as_of", "outcome", "amount", "customer_pays", "fees",
                  "deadlines", "actions", "missing_facts", "reasons", "policy"}
@@ -141,7 +143,7 @@ def test_decide_text(runner: CliRunner) -> None:
     assert "Outcome: refund" in out
     assert "Amount: 175000.50 CRC" in out
     assert "refund_due: 2025-05-05  (return-refund)" in out
-    assert out.startswith("CASE-0042  itellum/return  as of 2025-04-01")
+    assert out.startswith(HERE + "CASE-0042  itellum/return  as of 2025-04-01")
 
 
 def test_decide_json(runner: CliRunner) -> None:
@@ -227,7 +229,7 @@ def test_decide_misspelled_fact(runner: CliRunner, tmp_path: Path) -> None:
                         "the itellum policy does not declare it")
     assert lines[1] == "  hint: did you mean 'ticket_opened'?"
     assert lines[2:4] == ["    tiket_opened: true", "    ^"]
-    assert result.stdout == ""
+    assert result.stdout == HERE
 
 
 def test_decide_misspelled_fact_from_stdin(runner: CliRunner) -> None:
@@ -319,7 +321,7 @@ def test_facts_lists_facts(runner: CliRunner) -> None:
     result = run(runner, "facts", "itellum")
     assert_clean_exit(result, 0)
     out = result.stdout
-    assert out.startswith("Itellum Comunicaciones de Costa Rica S.A. (itellum 2024.1); money in CRC")
+    assert out.startswith(HERE + "Itellum Comunicaciones de Costa Rica S.A. (itellum 2024.1); money in CRC")
     assert "  installed_on: date\n" in out
     assert "  damage_cause: enum: factory | customer_misuse | other\n" in out
     assert "  interruptions: list of {start: datetime, end: datetime, compliance_pct: decimal}" in out

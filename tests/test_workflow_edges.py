@@ -110,14 +110,14 @@ def test_batch_bad_bytes_bom_csv_and_extra_cells(runner: CliRunner, tmp_path: Pa
     jsonl = tmp_path / "in.jsonl"
     jsonl.write_bytes(good + b"\n" + b'{"id": "\xff"}\n' + good + b"\n")
     data = json.loads(runner.invoke(main, ["batch", str(jsonl), "-o", str(tmp_path / "o.jsonl"),
-                                           "--format", "json"]).output)
+                                           "--format", "json"]).stdout)
     assert (data["decided"], [i["line"] for i in data["invalid"]]) == (2, [2])
     assert "not UTF-8" in data["invalid"][0]["error"]
     csv_in = tmp_path / "in.csv"
     csv_in.write_text("\ufeffid,vendor,kind,as_of,defect_at_delivery\nA,itellum,delivery,2025-01-01,true\n"
                       "B,itellum,delivery,2025-01-01,true,surplus\n", encoding="utf-8")
     data = json.loads(runner.invoke(main, ["batch", str(csv_in), "-o", str(tmp_path / "o.csv"),
-                                           "--format", "json"]).output)
+                                           "--format", "json"]).stdout)
     assert data["decided"] == 1 and data["invalid"] == [
         {"line": 3, "error": "the row has 1 more cell(s) than the header"}]
 

@@ -1,0 +1,94 @@
+"""Helpers the ``clause`` verbs share: which policy directory, and saying so.
+
+Policy directory, first that applies: ``--policies DIR``; the environment
+variable ``CLAUSE_POLICIES``; ``./policies`` when the current directory has
+one (so an author editing a checkout sees the edit, as conftest reads
+``./policy``); else the policies bundled with the package. Every verb that
+reads policies names the directory it used in one line — on stdout next to
+text output, on stderr when stdout carries a document for programs (JSON,
+JUnit, SARIF, a template), so the document stays parseable.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from engine._resources import bundled_policies_dir
+
+ENV = "CLAUSE_POLICIES"
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySource:
+    """The policy directory a command uses, and why that one."""
+
+    path: Path
+    origin: str  # "--policies", "$CLAUSE_POLICIES", "./policies" or "bundled"
+
+    def line(self) -> str:
+        """One line naming the directory, e.g. ``policies: /x/policies (./policies)``."""
+        return f"policies: {self.path} ({self.origin})"
+
+
+def resolve_policies(given: Path | None, cwd: Path | None = None) -> PolicySource:
+    """The policy directory for ``--policies`` value ``given`` (see the module docstring)."""
+    if given is not None:
+        return PolicySource(given, "--policies")
+    env = os.environ.get(ENV)
+    if env:
+        return PolicySource(Path(env), f"${ENV}")
+    local = (cwd or Path.cwd()) / "policies"
+    if local.is_dir():
+        return PolicySource(Path("policies").resolve() if cwd is None else local, "./policies")
+    return PolicySource(bundled_policies_dir(), "bundled")
+
+
+def announce(source: PolicySource, machine: bool) -> None:
+    """Name the policy directory: stdout for text, stderr when stdout is for programs."""
+    click.echo(source.line(), err=machine)
+
+
+def policy_dir(given: Path | None, machine: bool) -> Path:
+    """Resolve the policy directory and name it; the one call most verbs need."""
+    source = resolve_policies(given)
+    announce(source, machine)
+    return source.path
+
+
+def check_lang(lang: str, languages_by_vendor: dict[str, tuple[str, ...]], vendor: str | None = None) -> None:
+    """A usage error (exit 2) when no policy concerned is written in ``lang``.
+
+    ``vendor`` narrows the check to one vendor (``clause decide``); without
+    it (``clause batch``) the language must be one some loaded policy has.
+    An unknown vendor is left to the engine, which names the known ones.
+    """
+    if vendor is not None and vendor not in languages_by_vendor:
+        return
+    scope = {vendor: languages_by_vendor[vendor]} if vendor is not None else languages_by_vendor
+    if any(lang in langs for langs in scope.values()):
+        return
+    listed = "; ".join(f"{v}: {', '.join(langs)}" for v, langs in sorted(scope.items()))
+    raise click.BadParameter(f"{lang!r} is not a language of the policies ({listed})",
+                             param_hint="'--lang'")
+
+
+def languages(engine: object) -> dict[str, tuple[str, ...]]:
+    """Languages of every loaded vendor (the union over its versions, in order)."""
+    out: dict[str, tuple[str, ...]] = {}
+    for vendor, versions in engine.vendors.items():  # type: ignore[attr-defined]
+        out[vendor] = tuple(dict.fromkeys(lang for p in versions for lang in p.languages))
+    return out
+
+
+def spool_stdin(directory: Path) -> Path:
+    """Copy standard input to a file in ``directory`` (batch reads its input twice: count, decide)."""
+    target = directory / "stdin"
+    stream = click.get_binary_stream("stdin")
+    with target.open("wb") as out:
+        while block := stream.read(1 << 16):
+            out.write(block)
+    return target
