@@ -24,7 +24,7 @@ from engine.errors import Diagnostic, PolicyError
 from engine.explain import render_text
 from engine.factschema import facts_schema, kind_facts, template
 from engine import reports
-from engine.diff import run_diff
+from engine.diff import report_json, report_text, run_diff
 from engine.lint import lint_files
 from engine.testing import Coverage, find_test_files, load_tests, policy_dir_of, run_test
 from engine.loader import load_policy
@@ -241,34 +241,18 @@ def diff(old: str, new: str, cases_path: Path | None, fmt: str, matcher: str) ->
     """Show which decisions change between two versions of a policy.
 
     OLD and NEW are policy files, directories, or git revisions of policies/
-    (REV or REV:path). Changes are grouped (e.g. "42 cases: refund → deny via
-    rule X") with the money they move.
+    (REV or REV:path). Changes are grouped (e.g. "42 case(s): refund → deny;
+    rule X → Y"), with examples' values before → after and, for given cases,
+    the money they move.
     """
     try:
         total, groups, moved, generated = run_diff(old, new, cases_path, matcher)
     except EngineError as err:
         fail(err, fmt)
-    changed = sum(g.count for g in groups)
-    money = lambda d: {c: f"{v:+f}" for c, v in sorted(d.items()) if v}  # noqa: E731
     if fmt == "json":
-        _echo_json({"cases": total, "generated": generated, "changed": changed,
-                    "groups": [{"change": g.change, "count": g.count, "amount_delta": money(g.amount_delta),
-                                "customer_pays_delta": money(g.customer_delta), "examples": g.examples}
-                               for g in groups],
-                    "money_moved": money(moved)})
+        _echo_json(report_json(total, groups, moved, generated))
         return
-    source = "generated" if generated else "given"
-    click.echo(f"{total} {source} cases, {changed} changed")
-    for g in groups:
-        line = f"  {g.count} case(s): {g.change}"
-        deltas = money(g.amount_delta)
-        if deltas:
-            line += "; vendor pays " + ", ".join(f"{v} {c}" for c, v in deltas.items())
-        if money(g.customer_delta):
-            line += "; customer pays " + ", ".join(f"{v} {c}" for c, v in money(g.customer_delta).items())
-        click.echo(line + f"  (e.g. {', '.join(g.examples)})")
-    if moved and money(moved):
-        click.echo("Money moved (vendor pays): " + ", ".join(f"{v} {c}" for c, v in money(moved).items()))
+    click.echo("\n".join(report_text(total, groups, moved, generated)))
 
 
 @main.command()

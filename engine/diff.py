@@ -6,6 +6,13 @@ files, JSON Lines, or a directory of them) or, without a corpus, are
 generated from the declared facts of both sides with :mod:`engine.sample`,
 so that every rule's boundaries are exercised and a change is never "no
 differences" only because no corpus was given.
+
+Each group of changes names the rule on both sides and shows, for its
+examples, every changed value before → after. Money is totalled only over
+a given corpus: generated cases draw each money and count fact on its own
+from a fixed list (up to 100,000, e.g. 25,000 units × 100,000 per unit), so
+a total over them would measure the generator, not the change — for them
+the per-case range of the change is reported instead.
 """
 
 from __future__ import annotations
@@ -96,6 +103,28 @@ class Group:
     amount_delta: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
     customer_delta: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
     examples: list[str] = field(default_factory=list)
+    rule_before: str | None = None
+    rule_after: str | None = None
+    # per example: field -> (before, after), as display strings
+    example_changes: list[dict[str, tuple[str, str]]] = field(default_factory=list)
+    # per currency: the smallest and largest change of what the vendor pays, per case
+    per_case: dict[str, list[Decimal]] = field(default_factory=dict)
+
+    def note(self, case_id: str, a: dict[str, Any], b: dict[str, Any]) -> None:
+        """Count one changed case: money deltas, its range, and (for the first three) the values."""
+        self.count += 1
+        _delta(self.amount_delta, a["amount"], b["amount"])
+        _delta(self.customer_delta, a["customer_pays"], b["customer_pays"])
+        for name in {*a["fees"], *b["fees"]}:  # fees are billed to the customer
+            _delta(self.customer_delta, a["fees"].get(name), b["fees"].get(name))
+        one: dict[str, Decimal] = defaultdict(Decimal)
+        _delta(one, a["amount"], b["amount"])
+        for currency, value in one.items():
+            span = self.per_case.setdefault(currency, [value, value])
+            span[0], span[1] = min(span[0], value), max(span[1], value)
+        if len(self.examples) < 3:
+            self.examples.append(case_id)
+            self.example_changes.append(changed_values(a, b))
 
 
 def _outcome(engine: Engine, case: dict[str, Any]) -> dict[str, Any]:
@@ -113,13 +142,50 @@ def _outcome(engine: Engine, case: dict[str, Any]) -> dict[str, Any]:
             "missing_facts": [m.fact for m in d.missing_facts]}
 
 
+_COMPARED = ("amount", "customer_pays", "fees", "deadlines", "actions", "missing_facts")
+
+
+def rule_label(rule: str | None) -> str:
+    """A rule id for display; an input error has none."""
+    return rule or "none (input error)"
+
+
 def _describe(a: dict[str, Any], b: dict[str, Any]) -> str | None:
+    """The group a changed case belongs to, naming the deciding rule on both sides."""
     if a["outcome"] != b["outcome"] or a["rule"] != b["rule"]:
-        via = f"via rule {b['rule']}" + (f" (was {a['rule']})" if a["rule"] != b["rule"] else "")
-        return f"{a['outcome']} → {b['outcome']} {via}"
-    parts = [name for name in ("amount", "customer_pays", "fees", "deadlines", "actions", "missing_facts")
-             if a[name] != b[name]]
-    return f"{' and '.join(parts)} changed via rule {b['rule']}" if parts else None
+        rules = (f"rule {rule_label(a['rule'])} → {rule_label(b['rule'])}" if a["rule"] != b["rule"]
+                 else f"rule {rule_label(b['rule'])} on both sides")
+        return f"{a['outcome']} → {b['outcome']}; {rules}"
+    parts = [name for name in _COMPARED if a[name] != b[name]]
+    return f"{', '.join(parts)} changed; rule {rule_label(b['rule'])} on both sides" if parts else None
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "none"
+    if hasattr(value, "currency"):
+        return f"{value.value} {value.currency}"
+    return str(value)
+
+
+def changed_values(a: dict[str, Any], b: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """Every value that differs between the two decisions, as (before, after) display strings."""
+    out: dict[str, tuple[str, str]] = {}
+    if a["outcome"] != b["outcome"]:
+        out["outcome"] = (a["outcome"], b["outcome"])
+    for name in ("amount", "customer_pays"):
+        if a[name] != b[name]:
+            out[name] = (_show(a[name]), _show(b[name]))
+    for name in ("fees", "deadlines"):
+        for key in dict.fromkeys([*a[name], *b[name]]):
+            if a[name].get(key) != b[name].get(key):
+                out[f"{name[:-1]} {key}"] = (_show(a[name].get(key)), _show(b[name].get(key)))
+    if a["missing_facts"] != b["missing_facts"]:
+        out["missing_facts"] = (", ".join(a["missing_facts"]) or "none", ", ".join(b["missing_facts"]) or "none")
+    if a["actions"] != b["actions"]:
+        out["actions"] = (f"{len(a['actions'])} action(s)", f"{len(b['actions'])} action(s), text changed"
+                          if len(a["actions"]) == len(b["actions"]) else f"{len(b['actions'])} action(s)")
+    return out
 
 
 def _delta(target: dict[str, Decimal], before: Any, after: Any) -> None:
@@ -137,15 +203,9 @@ def compare(old: Engine, new: Engine, cases: list[dict[str, Any]]) -> tuple[list
         change = _describe(a, b)
         if change is None:
             continue
-        group = groups.setdefault(change, Group(change))
-        group.count += 1
-        _delta(group.amount_delta, a["amount"], b["amount"])
-        _delta(group.customer_delta, a["customer_pays"], b["customer_pays"])
-        for name in {*a["fees"], *b["fees"]}:  # fees are billed to the customer
-            _delta(group.customer_delta, a["fees"].get(name), b["fees"].get(name))
+        group = groups.setdefault(change, Group(change, rule_before=a["rule"], rule_after=b["rule"]))
+        group.note(str(case.get("id") or f"#{i + 1}"), a, b)
         _delta(moved, a["amount"], b["amount"])
-        if len(group.examples) < 3:
-            group.examples.append(str(case.get("id") or f"#{i + 1}"))
     return sorted(groups.values(), key=lambda g: (-g.count, g.change)), dict(moved)
 
 
@@ -160,3 +220,49 @@ def run_diff(old_spec: str, new_spec: str, cases_path: Path | None,
     old.close()
     new.close()
     return len(cases), groups, moved, cases_path is None
+
+
+def _signed(deltas: dict[str, Decimal]) -> dict[str, str]:
+    return {c: f"{v:+f}" for c, v in sorted(deltas.items()) if v}
+
+
+def report_json(total: int, groups: list[Group], moved: dict[str, Decimal], generated: bool) -> dict[str, Any]:
+    """The stable JSON form of a diff; ``money_moved`` is null for generated cases (see the module doc)."""
+    return {"cases": total, "generated": generated, "changed": sum(g.count for g in groups),
+            "groups": [{"change": g.change, "count": g.count,
+                        "rule_before": g.rule_before, "rule_after": g.rule_after,
+                        "amount_delta": _signed(g.amount_delta),
+                        "customer_pays_delta": _signed(g.customer_delta),
+                        "amount_delta_per_case": {c: {"min": f"{lo:+f}", "max": f"{hi:+f}"}
+                                                  for c, (lo, hi) in sorted(g.per_case.items()) if lo or hi},
+                        "examples": g.examples,
+                        "example_changes": [{"case": case, "changes": {k: {"before": x, "after": y}
+                                                                       for k, (x, y) in ch.items()}}
+                                            for case, ch in zip(g.examples, g.example_changes, strict=True)]}
+                       for g in groups],
+            "money_moved": None if generated else _signed(moved)}
+
+
+def report_text(total: int, groups: list[Group], moved: dict[str, Decimal], generated: bool) -> list[str]:
+    """Lines for people: each group with the rule on both sides and its examples' values before → after."""
+    lines = [f"{total} {'generated' if generated else 'given'} cases, {sum(g.count for g in groups)} changed"]
+    for g in groups:
+        line = f"  {g.count} case(s): {g.change}"
+        if generated:
+            spans = [f"{lo:+f} to {hi:+f} {c}" if lo != hi else f"{lo:+f} {c}"
+                     for c, (lo, hi) in sorted(g.per_case.items()) if lo or hi]
+            line += "; vendor pays per case " + ", ".join(spans) if spans else ""
+        else:
+            for label, deltas in (("vendor pays", g.amount_delta), ("customer pays", g.customer_delta)):
+                if _signed(deltas):
+                    line += f"; {label} " + ", ".join(f"{v} {c}" for c, v in _signed(deltas).items())
+        lines.append(line)
+        for case, changes in zip(g.examples, g.example_changes, strict=True):
+            shown = "; ".join(f"{k} {x} → {y}" for k, (x, y) in changes.items()) or "no value changed"
+            lines.append(f"      {case}: {shown}")
+    if generated:
+        if groups:
+            lines.append("Money is not totalled over generated cases; give --cases to total real cases.")
+    elif _signed(moved):
+        lines.append("Money moved (vendor pays): " + ", ".join(f"{v} {c}" for c, v in _signed(moved).items()))
+    return lines

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -228,9 +229,14 @@ def test_diff_lists_exactly_the_affected_cases_and_money(runner: CliRunner, tmp_
     data = json.loads(runner.invoke(main, ["diff", str(old), str(new), "--cases", str(cases),
                                            "--format", "json"]).output)
     assert (data["cases"], data["changed"]) == (4, 1)
-    assert data["groups"] == [{"change": "refund → deny via rule return:otherwise (was unopened-refund)",
-                               "count": 1, "amount_delta": {"USD": "-12.50"}, "customer_pays_delta": {},
-                               "examples": ["c30"]}]
+    assert data["groups"] == [{
+        "change": "refund → deny; rule unopened-refund → return:otherwise", "count": 1,
+        "rule_before": "unopened-refund", "rule_after": "return:otherwise",
+        "amount_delta": {"USD": "-12.50"}, "customer_pays_delta": {},
+        "amount_delta_per_case": {"USD": {"min": "-12.50", "max": "-12.50"}}, "examples": ["c30"],
+        "example_changes": [{"case": "c30", "changes": {
+            "outcome": {"before": "refund", "after": "deny"},
+            "amount": {"before": "12.50 USD", "after": "none"}}}]}]
     assert data["money_moved"] == {"USD": "-12.50"}
 
 
@@ -239,9 +245,12 @@ def test_diff_without_cases_generates_boundary_cases(runner: CliRunner, tmp_path
     new = make_policy(tmp_path / "new", limit=29)
     result = runner.invoke(main, ["diff", str(old), str(new)])
     assert result.exit_code == 0
-    first, second = result.output.splitlines()[:2]
-    assert first.endswith("changed") and " 0 changed" not in first
-    assert "refund → deny via rule return:otherwise (was unopened-refund)" in second
+    lines = result.output.splitlines()
+    assert lines[0].endswith("changed") and " 0 changed" not in lines[0]
+    assert lines[1].startswith("  ") and "refund → deny; rule unopened-refund → return:otherwise" in lines[1]
+    assert re.fullmatch(r"      \S+: outcome refund → deny; amount 12\.50 USD → none", lines[2]), lines[2]
+    assert "None" not in result.output and "Money moved" not in result.output  # no total over generated cases
+    assert lines[-1] == "Money is not totalled over generated cases; give --cases to total real cases."
 
 
 def test_diff_between_git_revisions(runner: CliRunner, tmp_path: Path) -> None:

@@ -42,7 +42,9 @@ def test_diff_sees_a_changed_fee(runner: CliRunner, tmp_path: Path) -> None:
     data = json.loads(runner.invoke(main, ["diff", str(old), str(new), "--cases", str(cases),
                                            "--format", "json"]).output)
     assert data["changed"] == 1
-    assert data["groups"][0]["change"] == "fees changed via rule unopened-refund"
+    assert data["groups"][0]["change"] == "fees changed; rule unopened-refund on both sides"
+    assert data["groups"][0]["example_changes"][0]["changes"] == {
+        "fee restock": {"before": "1.00 USD", "after": "5.00 USD"}}
     assert data["groups"][0]["customer_pays_delta"] == {"USD": "+4.00"}
 
 
