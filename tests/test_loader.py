@@ -137,7 +137,8 @@ def test_schema_unknown_top_level_key(itellum_copy: Path) -> None:
     text = rewrite(itellum_copy, "rounding: half_up\n", "rounding: half_up\nroundings: 2\n")
     d = only(diagnostics(itellum_copy))
     assert where(d) == ("schema", *position(text, "roundings: 2", "roundings"))
-    assert "'roundings' was unexpected" in d.message
+    assert d.message == "the document: unknown key 'roundings'"
+    assert d.hint.startswith("did you mean 'rounding'? allowed keys: clause, vendor, name,")
 
 
 def test_schema_unknown_key_in_rule(itellum_copy: Path) -> None:

@@ -140,11 +140,24 @@ class _Checker:
         if not t.comparable(left, right):
             raise ExprError("expr_type", f"cannot compare {left} with {right}", node.start,
                             "compare values of one kind (dates with dates, money with money)")
+        self._money_with_number(node, left, right)
         if node.op not in ("==", "!=") and (left.kind not in _ORDERED or right.kind not in _ORDERED):
             raise ExprError("expr_type", f"{node.op} needs ordered values, found {left}", node.start)
         self._enum_values(left, node.right)
         self._enum_values(right, node.left)
         return t.BOOL
+
+    def _money_with_number(self, node: s.Binary, left: Type, right: Type) -> None:
+        """Money compares with money, or with a number literal (``price > 0``), never a computed number.
+
+        A number computed from facts (a count of days, a percentage) is not
+        an amount: ``days_between(a, b) > price`` compares days with money.
+        """
+        for money_side, number, other in ((left, right, node.right), (right, left, node.left)):
+            if money_side.kind == "money" and number.numeric and not _number_literal(other):
+                raise ExprError("expr_type", f"cannot compare money with {number} (a computed number is "
+                                "not an amount)", node.start,
+                                "compare money with money: multiply by a price, or write money('25.00')")
 
     def _membership(self, node: s.Binary, left: Type, right: Type) -> Type:
         if right.kind != "list" or right.item is None or not t.comparable(left, right.item):
@@ -219,6 +232,14 @@ class _Checker:
             raise ExprError("expr_type", f"bad money literal {value!r}", node.start)
         self.out.constants[id(node)] = amount
         return t.MONEY
+
+
+def _number_literal(node: s.Node) -> bool:
+    """``25``, ``12.50`` or ``-1``: a constant the policy states, read in its currency against money."""
+    if isinstance(node, s.Unary) and node.op == "-":
+        node = node.operand
+    return isinstance(node, s.Literal) and isinstance(node.value, (int, Decimal)) \
+        and not isinstance(node.value, bool)
 
 
 _ARITHMETIC: dict[tuple[str, str, str], Type] = {
