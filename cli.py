@@ -560,6 +560,43 @@ def decide(case: str, lang: str, explain: bool, log_target: str | None, fmt: str
 
 @main.command()
 @click.argument("vendor")
+@click.option("--source", "source", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="The vendor's published terms (plain text), copied to source.txt.")
+@click.option("--name", default=None, help="The vendor's name [default: VENDOR].")
+@click.option("--currency", default="USD", show_default=True, help="ISO 4217 code of every amount.")
+@click.option("--country", default="US", show_default=True, help="ISO 3166 country whose holidays count.")
+@click.option("--timezone", default="UTC", show_default=True, help="IANA time zone of the vendor.")
+@click.option("--languages", default="en", show_default=True, help="Comma-separated; en is required.")
+@click.option("--kind", default="refund", show_default=True, help="The first kind of decision.")
+@click.option("--policies", "policies", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where to create VENDOR/ [default: $CLAUSE_POLICIES, else ./policies].")
+def init(vendor: str, source: Path, name: str | None, currency: str, country: str, timezone: str,
+         languages: str, kind: str, policies: Path | None) -> None:
+    """Start a policy for a new VENDOR from its terms: it validates and its test passes at once.
+
+    Each deciding sentence of the source is listed under out_of_scope;
+    replace those entries by rules one sentence at a time.
+    """
+    from datetime import date  # noqa: PLC0415
+
+    from engine.authoring.scaffold import Skeleton, create_vendor  # noqa: PLC0415
+
+    found = resolve_policies(policies)
+    root = found.path if found.origin != "bundled" else Path("policies")
+    langs = tuple(dict.fromkeys(x.strip() for x in languages.split(",") if x.strip()))
+    skeleton = Skeleton(vendor, name or vendor, currency.upper(), country.upper(), timezone,
+                        langs if "en" in langs else ("en", *langs), kind, date.today())
+    try:
+        written = create_vendor(root, source, skeleton)
+    except EngineError as err:
+        fail(err, "text")
+    for path in written:
+        click.echo(f"created {path}")
+    click.echo(f"next: clause validate {written[1]} && clause test {written[2].parent}")
+
+
+@main.command()
+@click.argument("vendor")
 @click.argument("kind", required=False)
 @click.option("--template", "as_template", is_flag=True, help="Print a blank case to fill in.")
 @click.option("--schema", "as_schema", is_flag=True, help="Print the JSON Schema of the vendor's facts.")

@@ -1,0 +1,1 @@
+"""Tools for policy authors: scaffolding, formatting and mutation testing of policies."""
