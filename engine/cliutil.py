@@ -12,6 +12,7 @@ JUnit, SARIF, a template), so the document stays parseable.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,7 +88,7 @@ def languages(engine: object) -> dict[str, tuple[str, ...]]:
 def spool_stdin(directory: Path) -> Path:
     """Copy standard input to a file in ``directory`` (batch reads its input twice: count, decide)."""
     target = directory / "stdin"
-    stream = click.get_binary_stream("stdin")
+    stream = sys.stdin.buffer
     with target.open("wb") as out:
         while block := stream.read(1 << 16):
             out.write(block)

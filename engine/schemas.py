@@ -124,8 +124,9 @@ def _key_problems(doc: Document, path: tuple[Any, ...], err: jsonschema.Validati
                            doc.loc(path), json_path(path))]
     out = []
     for key in [k for k in err.instance if k not in err.schema.get("properties", {})]:
-        close = difflib.get_close_matches(str(key), allowed, n=1) or [
-            k for k in allowed if k.startswith(str(key)) or str(key).startswith(k)][:1]
+        close = difflib.get_close_matches(str(key), allowed, n=1) or sorted(
+            (k for k in allowed if k.startswith(str(key)) or str(key).startswith(k)),
+            key=lambda k: -difflib.SequenceMatcher(None, str(key), k).ratio())[:1]
         hint = f"did you mean {close[0]!r}? " if close else ""
         inner = err.instance[key]
         if isinstance(inner, dict) and inner and all(k in allowed for k in inner):
