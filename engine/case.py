@@ -1,7 +1,7 @@
 """Cases: read them, and coerce their facts to the types the policy declares.
 
 Matching back ends compare raw values (durable_rules would let ``"99"`` pass
-``> 100``, DESIGN.md §4.5), so every fact is checked and converted here, and
+``> 100``, docs/design.md §4.5), so every fact is checked and converted here, and
 any mistake is reported against the fact's name, never guessed around.
 """
 

@@ -216,7 +216,7 @@ class Reason:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """What the vendor owes the customer for one case, and why (DESIGN.md §2)."""
+    """What the vendor owes the customer for one case, and why (docs/design.md §2.3)."""
 
     case_id: str | None
     vendor: str

@@ -1,4 +1,4 @@
-"""The two matching back ends agree, and the Rete one is hardened (DESIGN.md §3-4).
+"""The two matching back ends agree, and the Rete one is hardened (docs/design.md §3-4).
 
 A property test generates thousands of cases per kind of every bundled
 policy from the facts' declared types (with facts left out at random, and

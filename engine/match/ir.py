@@ -14,7 +14,7 @@ derive step computes in Python before matching: ``days_between(a, b) < 8``
 becomes ``__v0 < 8`` with ``__v0 = days_between(a, b)``; a comparison of two
 expressions becomes ``__p0 == true``. Membership lists longer than
 :data:`MAX_IN_VALUES` become synthetic predicates too (durable_rules hangs on
-wide nodes, DESIGN.md §4.7).
+wide nodes, docs/design.md §4.7).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The Rete back end on durable_rules' C core — the only module that imports it.
 
-Hardened against every pitfall measured in DESIGN.md §4:
+Hardened against every pitfall measured in docs/design.md §4:
 
 1. every rule carries ``{"$nex": {"$s": 1}}`` so the auto-asserted state fact
    never matches;
