@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 import click
 
 from engine import CaseError, EngineError, Engine
-from engine.cliutil import check_lang, languages, policy_dir, resolve_policies
+from engine.cliutil import check_lang, languages, policy_dir, readable, resolve_policies
 from engine._yaml import parse_yaml
 from engine.case import Case
 from engine.compiler import compile_policy
@@ -315,17 +315,9 @@ def batch(source: Path, output: Path, input_format: str, output_format: str, wor
     A bad line is reported with its number and skipped; the command still
     exits 0 (the job was done) and the summary lists every invalid line.
     """
-    if str(source) == "-":
-        import tempfile  # noqa: PLC0415
-
-        from engine.cliutil import spool_stdin  # noqa: PLC0415
-
-        with tempfile.TemporaryDirectory(prefix="clause-batch-") as tmp:
-            _batch(spool_stdin(Path(tmp)), output, input_format, output_format, workers, lang, log_target,
-                   progress, fmt, policies, matcher)
-        return
-    _batch(source, output, input_format, output_format, workers, lang, log_target, progress, fmt, policies,
-           matcher)
+    with readable(source) as path:
+        _batch(path, output, input_format, output_format, workers, lang, log_target, progress, fmt, policies,
+               matcher)
 
 
 def _batch(source: Path, output: Path, input_format: str, output_format: str, workers: int, lang: str,
@@ -577,17 +569,13 @@ def init(vendor: str, source: Path, name: str | None, currency: str, country: st
     Each deciding sentence of the source is listed under out_of_scope;
     replace those entries by rules one sentence at a time.
     """
-    from datetime import date  # noqa: PLC0415
-
-    from engine.authoring.scaffold import Skeleton, create_vendor  # noqa: PLC0415
+    from engine.authoring.scaffold import create_vendor, skeleton  # noqa: PLC0415
 
     found = resolve_policies(policies)
     root = found.path if found.origin != "bundled" else Path("policies")
-    langs = tuple(dict.fromkeys(x.strip() for x in languages.split(",") if x.strip()))
-    skeleton = Skeleton(vendor, name or vendor, currency.upper(), country.upper(), timezone,
-                        langs if "en" in langs else ("en", *langs), kind, date.today())
     try:
-        written = create_vendor(root, source, skeleton)
+        written = create_vendor(root, source, skeleton(vendor, name, currency, country, timezone, languages,
+                                                       kind))
     except EngineError as err:
         fail(err, "text")
     for path in written:

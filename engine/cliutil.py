@@ -13,12 +13,18 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from engine._resources import bundled_policies_dir
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 ENV = "CLAUSE_POLICIES"
 
@@ -83,6 +89,16 @@ def languages(engine: object) -> dict[str, tuple[str, ...]]:
     for vendor, versions in engine.vendors.items():  # type: ignore[attr-defined]
         out[vendor] = tuple(dict.fromkeys(lang for p in versions for lang in p.languages))
     return out
+
+
+@contextmanager
+def readable(source: Path) -> Iterator[Path]:
+    """``source`` itself, or for ``-`` standard input spooled to a temporary file (removed after)."""
+    if str(source) != "-":
+        yield source
+        return
+    with tempfile.TemporaryDirectory(prefix="clause-stdin-") as tmp:
+        yield spool_stdin(Path(tmp))
 
 
 def spool_stdin(directory: Path) -> Path:

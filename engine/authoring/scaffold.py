@@ -40,6 +40,14 @@ class Skeleton:
     effective_from: date = date(2025, 1, 1)
 
 
+def skeleton(vendor: str, name: str | None, currency: str, country: str, timezone: str, languages: str,
+             kind: str, today: date | None = None) -> Skeleton:
+    """A Skeleton from the command's options: codes upper-cased, ``en`` always among the languages."""
+    langs = tuple(dict.fromkeys(x.strip().lower() for x in languages.split(",") if x.strip()))
+    return Skeleton(vendor, name or vendor, currency.upper(), country.upper(), timezone,
+                    langs if "en" in langs else ("en", *langs), kind, today or date.today())
+
+
 def _q(text: str) -> str:
     """A YAML double-quoted scalar (JSON strings are valid YAML)."""
     return json.dumps(text, ensure_ascii=False)
