@@ -26,6 +26,8 @@ from engine._resources import bundled_policies_dir
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from engine.engine import Engine
+
 ENV = "CLAUSE_POLICIES"
 
 
@@ -83,10 +85,10 @@ def check_lang(lang: str, languages_by_vendor: dict[str, tuple[str, ...]], vendo
                              param_hint="'--lang'")
 
 
-def languages(engine: object) -> dict[str, tuple[str, ...]]:
+def languages(engine: Engine) -> dict[str, tuple[str, ...]]:
     """Languages of every loaded vendor (the union over its versions, in order)."""
     out: dict[str, tuple[str, ...]] = {}
-    for vendor, versions in engine.vendors.items():  # type: ignore[attr-defined]
+    for vendor, versions in engine.vendors.items():
         out[vendor] = tuple(dict.fromkeys(lang for p in versions for lang in p.languages))
     return out
 
