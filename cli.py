@@ -325,6 +325,7 @@ def batch(source: Path, output: Path, input_format: str, output_format: str, wor
     exits 0 (the job was done) and the summary lists every invalid line.
     """
     from engine.batch import count_lines, run_batch, summary_text  # noqa: PLC0415
+    from engine.batchlog import run_logged_batch  # noqa: PLC0415
 
     if str(output) != "-" and output.resolve() == source.resolve():
         fail(CaseError([Diagnostic("file", f"the output {output} is the input: choose another file")]), fmt)
@@ -340,18 +341,23 @@ def batch(source: Path, output: Path, input_format: str, output_format: str, wor
     def on_window(window: list[Any]) -> None:
         if bar is not None:
             bar.update(len(window))
-        if log is not None:  # one transaction per window: committed whole or not at all
-            pairs = [json.loads(r.logged) for r in window if r.ok]
-            log.write_many([(case, d, engine.policy_by_digest(d["vendor"], d["policy"]["digest"]))
-                            for case, d in pairs], "batch", lang)
 
     try:
         out = sys.stdout if str(output) == "-" else output.open("w", encoding="utf-8", newline="")
     except OSError as err:
         fail(CaseError([Diagnostic("file", f"cannot write {output}: {err.strerror or err}")]), fmt)
     try:
-        summary = run_batch(source, out, in_fmt=in_fmt, out_fmt=out_fmt, policies=root, matcher=matcher,
-                            lang=lang, workers=workers, keep=log is not None, on_window=on_window)
+        if log is None:
+            summary = run_batch(source, out, in_fmt=in_fmt, out_fmt=out_fmt, policies=root, matcher=matcher,
+                                lang=lang, workers=workers, on_window=on_window)
+        else:  # the log is the commit point; an interrupted run resumes (engine/batchlog.py)
+            summary, run = run_logged_batch(source, str(output), out, log, engine, in_fmt=in_fmt,
+                                            out_fmt=out_fmt, policies=root, matcher=matcher, lang=lang,
+                                            workers=workers, on_window=on_window)
+            if run.resumed:
+                click.echo(f"resumed an interrupted run after input line {run.done_through}", err=True)
+    except EngineError as err:
+        fail(err, fmt)
     finally:
         if out is not sys.stdout:
             out.close()
@@ -435,8 +441,12 @@ def log_replay(log_target: str, limit: int | None, against_current: bool, fmt: s
 
     current = load_engine(policies, "python", fmt) if against_current else None
     log = _open_log(log_target, fmt, read_only=True)
-    results = list(replay(log, current, limit))
-    log.close()
+    try:
+        results = list(replay(log, current, limit))
+    except EngineError as err:  # a damaged record
+        fail(err, fmt)
+    finally:
+        log.close()
     broken = [r for r in results if not r.reproduced]
     changed = [r for r in results if r.changed_now]
     if fmt == "json":
