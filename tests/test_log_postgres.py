@@ -54,6 +54,11 @@ pytestmark = pytest.mark.skipif(_unavailable() is not None, reason=str(_unavaila
 
 @pytest.fixture(scope="module")
 def pg_url() -> Iterator[str]:
+    yield from throwaway_server()
+
+
+def throwaway_server() -> Iterator[str]:
+    """A PostgreSQL server on 127.0.0.1 for as long as the generator runs (also used by tests/fuzz)."""
     initdb, pg_ctl = _server_programs()  # type: ignore[misc]
     # Not under pytest's tmp_path: its parents are private to root, and the
     # server must run as another user.

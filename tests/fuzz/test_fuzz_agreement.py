@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 from agreement import agree
-from conftest import counted, examples
+from fuzzing import counted, examples
 from hypothesis import given
+from hypothesis import strategies as st
 from strategies import cases, typed_case
 
 from engine import Engine, MatcherUnavailable
@@ -26,16 +27,18 @@ needs_rete = pytest.mark.skipif(RETE is None, reason="the rete back end is unava
 
 
 @needs_rete
-@given(case=typed_case(PYTHON))
-@examples(60, 0.4)
-def test_back_ends_agree_on_typed_cases(case: Any) -> None:
-    counted("agreement")
-    agree(PYTHON, RETE, case)  # type: ignore[arg-type]
+@given(many=st.lists(typed_case(PYTHON), min_size=5, max_size=20))
+@examples(5, 2000)
+def test_back_ends_agree_on_typed_cases(many: list[Any]) -> None:
+    counted("agreement", len(many))
+    for case in many:
+        agree(PYTHON, RETE, case)  # type: ignore[arg-type]
 
 
 @needs_rete
-@given(case=cases(PYTHON))
-@examples(30, 0.1)
-def test_back_ends_agree_on_any_case(case: Any) -> None:
-    counted("agreement")
-    agree(PYTHON, RETE, case)  # type: ignore[arg-type]
+@given(many=st.lists(cases(PYTHON), min_size=5, max_size=20))
+@examples(3, 500)
+def test_back_ends_agree_on_any_case(many: list[Any]) -> None:
+    counted("agreement", len(many))
+    for case in many:
+        agree(PYTHON, RETE, case)  # type: ignore[arg-type]

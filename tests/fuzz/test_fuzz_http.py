@@ -13,21 +13,25 @@ import json
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 import schemathesis
-from conftest import counted, examples
+from fuzzing import counted, examples
 from hypothesis import given
 from hypothesis import strategies as st
 from loopback import serving
+from strategies import as_json_text, cases
 from schemathesis.generation import GenerationMode
 
+from engine import Engine
 from engine.log import DecisionLog, replay
 from engine.service import create_app, openapi
 from tests_root import POLICIES
 
 pytestmark = pytest.mark.fuzz
+ENGINE = Engine.load(POLICIES)
 SCHEMA = schemathesis.openapi.from_dict(openapi())
 OPERATIONS = [op.ok() for op in SCHEMA.get_all_operations() if op.ok().path != "/v1/reload"]
 STRATEGY = st.one_of(*(op.as_strategy(mode) for op in OPERATIONS
@@ -47,7 +51,7 @@ def service() -> Iterator[tuple[str, DecisionLog, requests.Session]]:
 
 
 @given(case=STRATEGY)
-@examples(60, 0.25)
+@examples(40, 2500)
 def test_no_server_error_for_any_request(service: tuple[str, DecisionLog, requests.Session],
                                          case: schemathesis.Case) -> None:
     counted("http")
@@ -57,3 +61,18 @@ def test_no_server_error_for_any_request(service: tuple[str, DecisionLog, reques
     if response.status_code >= 400 and response.status_code != 405:
         body = json.loads(response.text)
         assert body["ok"] is False and body["diagnostics"], body
+
+
+@given(many=st.lists(cases(ENGINE), min_size=1, max_size=25))
+@examples(5, 500)
+def test_batch_endpoint_answers_each_case(service: tuple[str, DecisionLog, requests.Session],
+                                          many: list[Any]) -> None:
+    """Generated cases (typed and junk) through POST /v1/decide/batch: one result per case, no 5xx."""
+    counted("http-cases", len(many))
+    url, _, session = service
+    response = session.post(url + "/v1/decide/batch", data=as_json_text(many).encode("utf-8"),
+                            headers={"Content-Type": "application/json"}, timeout=60)
+    assert response.status_code == 200, (response.status_code, response.text[:500])
+    results = response.json()
+    assert len(results) == len(many)
+    assert all(("decision" in r) != ("diagnostics" in r) for r in results)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from agreement import agree, outcome_of
-from conftest import counted, examples
+from fuzzing import counted, examples
 from hypothesis import given
 from hypothesis import strategies as st
 from policygen import policy_doc
@@ -46,7 +46,7 @@ def load(root: Path, matcher: str = "python") -> Engine | None:
 
 
 @given(doc=policy_doc(), data=st.data())
-@examples(25, 0.15)
+@examples(20, 1500)
 def test_generated_policies_load_or_locate_their_errors(doc: tuple[str, str], data: st.DataObject) -> None:
     counted("policies")
     text, source = doc
