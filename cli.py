@@ -384,15 +384,24 @@ LOG_TARGET = click.option("--log", "log_target", default="clause-log.sqlite3", s
                           help="The decision log: a SQLite file or a postgresql:// URL.")
 
 
+def _read_records(log_target: str, fmt: str, **which: Any) -> list[Any]:
+    """Records of a log; a damaged one is an error that names it, not a traceback."""
+    log = _open_log(log_target, fmt, read_only=True)
+    try:
+        return list(log.records(**which))
+    except EngineError as err:
+        fail(err, fmt)
+    finally:
+        log.close()
+
+
 @log.command("list")
 @LOG_TARGET
 @click.option("--limit", default=50, show_default=True, type=int)
 @FORMAT
 def log_list(log_target: str, limit: int, fmt: str) -> None:
     """List logged decisions, oldest first."""
-    log = _open_log(log_target, fmt, read_only=True)
-    records = list(log.records(limit=limit))
-    log.close()
+    records = _read_records(log_target, fmt, limit=limit)
     if fmt == "json":
         _echo_json([{"id": r.id, "logged_at": r.logged_at, "origin": r.origin, "case_id": r.decision["case_id"],
                      "vendor": r.decision["vendor"], "kind": r.decision["kind"],
@@ -411,9 +420,7 @@ def log_list(log_target: str, limit: int, fmt: str) -> None:
 @FORMAT
 def log_show(record_id: int, log_target: str, fmt: str) -> None:
     """Show one logged decision with its case."""
-    log = _open_log(log_target, fmt, read_only=True)
-    records = list(log.records(record_id=record_id))
-    log.close()
+    records = _read_records(log_target, fmt, record_id=record_id)
     if not records:
         fail(CaseError([Diagnostic("log", f"no logged decision with id {record_id}")]), fmt)
     r = records[0]

@@ -156,3 +156,24 @@ def test_replay_of_a_damaged_record_is_a_log_error(tmp_path: Path, engine: Engin
     with pytest.raises(LogError, match="record 1 is damaged"):
         list(replay(log))
     log.close()
+
+
+@pytest.mark.parametrize("verb", [("log", "list"), ("log", "show", "1"), ("log", "replay")])
+def test_cli_reports_a_damaged_record_without_a_traceback(tmp_path: Path, engine: Engine,
+                                                          verb: tuple[str, ...]) -> None:
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from cli import main  # noqa: PLC0415
+    db = tmp_path / "log.sqlite3"
+    log = DecisionLog(str(db))
+    write(log, engine, DELIVERY)
+    log.close()
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("UPDATE decisions SET decision_json = '[1, 2'")
+    conn.close()
+    result = CliRunner().invoke(main, [*verb, "--log", str(db), "--policies", str(POLICIES)]
+                                if verb[-1] == "replay" else [*verb, "--log", str(db)])
+    assert result.exit_code == 1, result.output
+    assert "record 1 is damaged" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)

@@ -39,7 +39,7 @@ from bench_itellum import generate  # noqa: E402
 pytestmark = pytest.mark.fuzz
 RNG = random.Random(None if LONG else 9)
 SERVE_KILLS = 10 if LONG else 2
-BATCH_KILLS = 10 if LONG else 2
+BATCH_KILLS = 10 if LONG else 1
 PG_KILLS = 4 if LONG else 1
 
 
