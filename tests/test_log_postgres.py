@@ -117,3 +117,22 @@ def test_cli_decide_logs_to_postgres(pg_url: str, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     listing = CliRunner().invoke(main, ["log", "list", "--log", pg_url])
     assert "itellum/return  CASE-0042  refund 175000.50 CRC  (2024.1)" in listing.output
+
+
+def test_a_failed_write_does_not_poison_later_writes_on_postgres(pg_url: str) -> None:
+    """Issue 9, item 1: the policy row of a rolled-back write is written again by the next one."""
+    import psycopg  # noqa: PLC0415
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE DATABASE poison")
+    url = pg_url.rsplit("/", 1)[0] + "/poison"
+    engine = Engine.load(POLICIES)
+    decision = engine.decide(CASE)
+    policy = engine.policy_by_digest("itellum", decision.policy["digest"])
+    log = DecisionLog(url)
+    with pytest.raises(psycopg.Error):  # NOT NULL outcome: fails after the policy row was written
+        log.write_many([(CASE, dict(decision.to_dict(), outcome=None), policy)], "test")
+    log.write(CASE, decision, policy, "test")
+    results = list(replay(log))
+    log.close()
+    assert [(r.reproduced, r.error) for r in results] == [(True, None)]
