@@ -42,7 +42,7 @@ SCHEMA = (
         started_at TEXT NOT NULL, done_through INTEGER NOT NULL, finished_at TEXT)""",
     """CREATE TABLE IF NOT EXISTS batch_lines (
         run TEXT NOT NULL REFERENCES batch_runs(run), line INTEGER NOT NULL,
-        record INTEGER REFERENCES decisions(id), error TEXT, PRIMARY KEY (run, line))""",
+        record BIGINT REFERENCES decisions(id), error TEXT, PRIMARY KEY (run, line))""",
 )
 
 

@@ -136,3 +136,21 @@ def test_a_failed_write_does_not_poison_later_writes_on_postgres(pg_url: str) ->
     results = list(replay(log))
     log.close()
     assert [(r.reproduced, r.error) for r in results] == [(True, None)]
+
+
+def test_batch_log_on_postgres_records_the_run(pg_url: str, tmp_path: Path) -> None:
+    """``clause batch --log postgresql://…``: the batch tables work there too; a finished run replays."""
+    import json  # noqa: PLC0415
+
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from cli import main  # noqa: PLC0415
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps(CASE) + "\n{bad\n" + json.dumps(dict(CASE, id="PG-2")) + "\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["batch", str(source), "-o", str(tmp_path / "out.jsonl"), "--log", pg_url,
+                                       "--policies", str(POLICIES)])
+    assert result.exit_code == 0, result.output
+    log = DecisionLog(pg_url)
+    ids = [r.case["id"] for r in log.records()]
+    log.close()
+    assert ids[-2:] == ["PG-1", "PG-2"]
