@@ -13,6 +13,7 @@ Loopback only, bounded loops. Fast profile: a few kills; ``CLAUSE_FUZZ=long``:
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import random
@@ -99,8 +100,8 @@ def load(url: str, round_: int, answered: dict[str, Any], stop: threading.Event,
             with urllib.request.urlopen(req, timeout=10) as resp:
                 if resp.status == 200:
                     answered[case["id"]] = json.loads(resp.read())
-        except (OSError, ValueError):
-            return  # the server is gone
+        except (OSError, ValueError, http.client.HTTPException):
+            return  # the server is gone (an answer cut short was not answered)
 
 
 def serve_and_kill(home: Path, log: str, round_: int) -> dict[str, Any]:
@@ -111,7 +112,10 @@ def serve_and_kill(home: Path, log: str, round_: int) -> dict[str, Any]:
     clients = [threading.Thread(target=load, args=(url, round_, answered, stop, w)) for w in range(4)]
     for c in clients:
         c.start()
-    time.sleep(RNG.uniform(0.2, 2.0))
+    deadline = time.monotonic() + 60  # under a loaded machine the first answer may take a while
+    while not answered and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    time.sleep(RNG.uniform(0.0, 2.0))
     kill(proc)
     stop.set()
     for c in clients:
