@@ -324,6 +324,7 @@ def _batch(source: Path, output: Path, input_format: str, output_format: str, wo
            log_target: str | None, progress: bool | None, fmt: str, policies: Path | None,
            matcher: str) -> None:
     from engine.batch import count_lines, run_batch, summary_text  # noqa: PLC0415
+    from engine.batchlog import run_logged_batch  # noqa: PLC0415
 
     if str(output) != "-" and output.resolve() == source.resolve():
         fail(CaseError([Diagnostic("file", f"the output {output} is the input: choose another file")]), fmt)
@@ -340,18 +341,23 @@ def _batch(source: Path, output: Path, input_format: str, output_format: str, wo
     def on_window(window: list[Any]) -> None:
         if bar is not None:
             bar.update(len(window))
-        if log is not None:  # one transaction per window: committed whole or not at all
-            pairs = [json.loads(r.logged) for r in window if r.ok]
-            log.write_many([(case, d, engine.policy_by_digest(d["vendor"], d["policy"]["digest"]))
-                            for case, d in pairs], "batch", lang)
 
     try:
         out = sys.stdout if str(output) == "-" else output.open("w", encoding="utf-8", newline="")
     except OSError as err:
         fail(CaseError([Diagnostic("file", f"cannot write {output}: {err.strerror or err}")]), fmt)
     try:
-        summary = run_batch(source, out, in_fmt=in_fmt, out_fmt=out_fmt, policies=root, matcher=matcher,
-                            lang=lang, workers=workers, keep=log is not None, on_window=on_window)
+        if log is None:
+            summary = run_batch(source, out, in_fmt=in_fmt, out_fmt=out_fmt, policies=root, matcher=matcher,
+                                lang=lang, workers=workers, on_window=on_window)
+        else:  # the log is the commit point; an interrupted run resumes (engine/batchlog.py)
+            summary, run = run_logged_batch(source, str(output), out, log, engine, in_fmt=in_fmt,
+                                            out_fmt=out_fmt, policies=root, matcher=matcher, lang=lang,
+                                            workers=workers, on_window=on_window)
+            if run.resumed:
+                click.echo(f"resumed an interrupted run after input line {run.done_through}", err=True)
+    except EngineError as err:
+        fail(err, fmt)
     finally:
         if out is not sys.stdout:
             out.close()
@@ -378,15 +384,24 @@ LOG_TARGET = click.option("--log", "log_target", required=True,
                           help="The decision log: a SQLite file or a postgresql:// URL.")
 
 
+def _read_records(log_target: str, fmt: str, **which: Any) -> list[Any]:
+    """Records of a log; a damaged one is an error that names it, not a traceback."""
+    log = _open_log(log_target, fmt, read_only=True)
+    try:
+        return list(log.records(**which))
+    except EngineError as err:
+        fail(err, fmt)
+    finally:
+        log.close()
+
+
 @log.command("list")
 @LOG_TARGET
 @click.option("--limit", default=50, show_default=True, type=int)
 @FORMAT
 def log_list(log_target: str, limit: int, fmt: str) -> None:
     """List logged decisions, oldest first."""
-    log = _open_log(log_target, fmt, read_only=True)
-    records = list(log.records(limit=limit))
-    log.close()
+    records = _read_records(log_target, fmt, limit=limit)
     if fmt == "json":
         _echo_json([{"id": r.id, "logged_at": r.logged_at, "origin": r.origin, "case_id": r.decision["case_id"],
                      "vendor": r.decision["vendor"], "kind": r.decision["kind"],
@@ -405,9 +420,7 @@ def log_list(log_target: str, limit: int, fmt: str) -> None:
 @FORMAT
 def log_show(record_id: int, log_target: str, fmt: str) -> None:
     """Show one logged decision with its case."""
-    log = _open_log(log_target, fmt, read_only=True)
-    records = list(log.records(record_id=record_id))
-    log.close()
+    records = _read_records(log_target, fmt, record_id=record_id)
     if not records:
         fail(CaseError([Diagnostic("log", f"no logged decision with id {record_id}")]), fmt)
     r = records[0]
@@ -435,8 +448,12 @@ def log_replay(log_target: str, limit: int | None, against_current: bool, fmt: s
 
     current = load_engine(policy_dir(policies, fmt == "json"), "python", fmt) if against_current else None
     log = _open_log(log_target, fmt, read_only=True)
-    results = list(replay(log, current, limit))
-    log.close()
+    try:
+        results = list(replay(log, current, limit))
+    except EngineError as err:  # a damaged record
+        fail(err, fmt)
+    finally:
+        log.close()
     broken = [r for r in results if not r.reproduced]
     changed = [r for r in results if r.changed_now]
     if fmt == "json":

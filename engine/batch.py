@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterator, TextIO
 
 from engine.engine import Engine
 from engine.errors import EngineError
+from engine.log import exact_json
 
 WINDOW = 4000
 CHUNK = 250
@@ -143,7 +144,10 @@ def render_line(engine: Engine, number: int, raw: str, in_fmt: str, out_fmt: str
         return Result(number, False, value)
     case, d = value
     amount = d["amount"] or {}
-    logged = json.dumps([case, d], default=str, ensure_ascii=False) if keep else ""
+    try:  # numbers keep their exact digits, so that the log replays what was decided
+        logged = exact_json([case, d]) if keep else ""
+    except EngineError as err:
+        return Result(number, False, "; ".join(f"{x.code}: {x.message}" for x in err.diagnostics))
     return Result(number, True, render(number, d, out_fmt), d["outcome"], amount.get("value", ""),
                   amount.get("currency", ""), logged)
 
@@ -203,17 +207,22 @@ def render(number: int, d: dict[str, Any], fmt: str) -> str:
 
 def run_batch(source: Path, out: TextIO, *, in_fmt: str, out_fmt: str, policies: str, matcher: str,
               lang: str, workers: int, keep: bool = False,
-              on_window: Callable[[list[Result]], None] | None = None) -> Summary:
-    """Decide every line of ``source`` into ``out``; return the summary.
+              on_window: Callable[[list[Result]], None] | None = None,
+              after_line: int = 0, summary: Summary | None = None, header: bool = True) -> Summary:
+    """Decide every line of ``source`` (after line ``after_line``) into ``out``; return the summary.
 
     ``keep`` carries each case and decision back for ``on_window`` (the
-    decision log); without it only the rendered lines travel.
+    decision log); without it only the rendered lines travel. ``on_window``
+    runs before the window's lines are written: the log is the commit point,
+    so the output never holds a decision the log does not (issue 9, item 2).
     """
-    summary = Summary()
-    if out_fmt == "csv":
+    summary = summary or Summary()
+    if out_fmt == "csv" and header:
         csv.writer(out).writerow(OUT_COLUMNS)
-    for window in results(read_lines(source, in_fmt), policies, matcher, in_fmt, out_fmt, lang,
-                          workers, keep):
+    lines = (item for item in read_lines(source, in_fmt) if item[0] > after_line)
+    for window in results(lines, policies, matcher, in_fmt, out_fmt, lang, workers, keep):
+        if on_window:
+            on_window(window)
         for r in window:
             summary.cases += 1
             if r.ok:
@@ -223,8 +232,6 @@ def run_batch(source: Path, out: TextIO, *, in_fmt: str, out_fmt: str, policies:
                     summary.amounts[r.currency] += Decimal(r.amount)
             else:
                 summary.invalid.append((r.number, r.text))
-        if on_window:
-            on_window(window)
         out.flush()
     return summary
 

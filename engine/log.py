@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from engine.errors import Diagnostic, EngineError
 
@@ -45,17 +45,39 @@ SCHEMA = (
 )
 
 
-def _plain(value: Any) -> Any:
-    """A case as JSON that decides the same: exact numbers stay numbers or exact text."""
+def exact_json(value: Any) -> str:
+    """A case as JSON text that decides the same: every number keeps its exact digits.
+
+    ``json.dumps`` cannot write a Decimal as a number, and turning ``2.0`` or
+    ``-0.0`` into ``2`` or ``0`` changes the case id a replay compares with
+    (issue 9, item 12), so numbers are written from their own text. Text that
+    holds a lone surrogate cannot be stored as UTF-8: it is written with
+    ``\\u`` escapes instead, which read back to the same string. Dates become
+    ISO text (as a case file holds them).
+    """
+    try:
+        text = _exact(value, False)
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return _exact(value, True)
+    except (RecursionError, ValueError) as err:  # nested too deeply; an int over Python's digit limit
+        raise LogError([Diagnostic("log", f"the case cannot be recorded: {err}")]) from err
+
+
+def _exact(value: Any, ascii_only: bool) -> str:
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return "{" + ", ".join(f"{json.dumps(str(k), ensure_ascii=ascii_only)}: {_exact(v, ascii_only)}"
+                               for k, v in value.items()) + "}"
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return "[" + ", ".join(_exact(v, ascii_only) for v in value) + "]"
     if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() and value.is_finite() else str(value)
+        return str(value) if value.is_finite() else json.dumps(str(value))
     if isinstance(value, (date, datetime)):
-        return value.isoformat()
-    return value
+        return json.dumps(value.isoformat())
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return json.dumps(value, ensure_ascii=ascii_only)
+    return json.dumps(str(value), ensure_ascii=ascii_only)
 
 
 def _redacted(text: str) -> str:
@@ -65,6 +87,34 @@ def _redacted(text: str) -> str:
 
 class LogError(EngineError):
     """The decision log cannot be opened or written."""
+
+
+DIGEST = re.compile(r"[0-9a-f]{64}")
+VENDOR = re.compile(r"[a-z0-9][a-z0-9-]*")   # as policy.schema.json and the loader check it
+SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
+
+
+def _checked_vendor(name: Any) -> str:
+    if not isinstance(name, str) or not VENDOR.fullmatch(name) or len(name) > 100:
+        raise LogError([Diagnostic("log", f"the logged vendor name {str(name)[:80]!r} is not a vendor name")])
+    return name
+
+
+def _checked_source(name: Any) -> str:
+    """A source file name as a policy may give it: relative, plain segments, not the policy itself."""
+    parts = name.split("/") if isinstance(name, str) and len(name) <= 255 else []
+    if not parts or not all(SEGMENT.fullmatch(p) for p in parts) or name == "policy.yaml":
+        raise LogError([Diagnostic("log", f"the logged source file name {str(name)[:80]!r} is not a "
+                                   "plain relative file name")])
+    return name
+
+
+def _inside(root: Path, relative: str) -> Path:
+    """``root / relative``, refused if it resolves (symlinks included) outside ``root``."""
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root.resolve()):
+        raise LogError([Diagnostic("log", f"the logged path {relative!r} leaves the replay folder")])
+    return path
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,8 +183,17 @@ class DecisionLog:
     def _sql(self, text: str) -> str:
         return text.replace("?", self._mark)
 
-    def _remember_policy(self, cur: Any, policy: Policy) -> None:
-        if policy.digest in self._known:
+    def transaction(self) -> contextlib.AbstractContextManager[Any]:
+        """A cursor in one transaction (for tables kept beside the decisions, e.g. batch runs)."""
+        return self._transaction()
+
+    def sql(self, text: str) -> str:
+        """``text`` with ``?`` placeholders in the driver's style."""
+        return self._sql(text)
+
+    def _remember_policy(self, cur: Any, policy: Policy, added: set[str]) -> None:
+        """Store the policy's text once; ``added`` collects digests to trust after the commit."""
+        if policy.digest in self._known or policy.digest in added:
             return
         cur.execute(self._sql("SELECT 1 FROM policies WHERE digest = ?"), (policy.digest,))
         if cur.fetchone() is None:
@@ -142,32 +201,53 @@ class DecisionLog:
             cur.execute(self._sql("INSERT INTO policies VALUES (?, ?, ?, ?, ?, ?)"),
                         (policy.digest, policy.vendor, policy.version, policy.text, policy.source_file,
                          policy.source_text))
-        self._known.add(policy.digest)
+        added.add(policy.digest)
 
     def write_many(self, items: list[tuple[dict[str, Any], Decision | dict[str, Any], Policy]], origin: str,
-                   lang: str = "en") -> None:
-        """Record decisions in one transaction (all of them, or none)."""
+                   lang: str = "en", then: Callable[[Any, list[int]], None] | None = None) -> list[int]:
+        """Record decisions in one transaction (all of them, or none); return their record ids.
+
+        ``then(cursor, ids)`` runs inside the same transaction (the batch
+        progress is committed with its decisions). A policy digest is taken
+        as stored only once the transaction commits: a write that fails must
+        not leave later decisions pointing at a policy row that was rolled
+        back (issue 9, item 1).
+        """
         from engine import __version__  # noqa: PLC0415
 
         now = datetime.now(timezone.utc).isoformat()
+        rows = [(case if isinstance(case, str) else exact_json(case),
+                 decision if isinstance(decision, dict) else decision.to_dict(), policy)
+                for case, decision, policy in items]
+        added: set[str] = set()
+        ids: list[int] = []
         with self._transaction() as cur:
-            for case, decision, policy in items:
-                self._remember_policy(cur, policy)
-                d = decision if isinstance(decision, dict) else decision.to_dict()
+            for case_json, d, policy in rows:
+                self._remember_policy(cur, policy, added)
                 cur.execute(self._sql(
                     "INSERT INTO decisions (logged_at, origin, case_id, vendor, kind, outcome, "
                     "policy_version, policy_digest, engine_version, lang, case_json, decision_json) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"),
                     (now, origin, d["case_id"], d["vendor"], d["kind"], d["outcome"], policy.version,
-                     policy.digest, __version__, lang, json.dumps(_plain(case), ensure_ascii=False),
-                     json.dumps(d, ensure_ascii=False)))
+                     policy.digest, __version__, lang, case_json, exact_json(d)))
+                ids.append(cur.fetchone()[0])
+            if then is not None:
+                then(cur, ids)
+        with self._lock:
+            self._known |= added
+        return ids
 
     def write(self, case: dict[str, Any], decision: Decision, policy: Policy, origin: str,
               lang: str = "en") -> None:
         self.write_many([(case, decision, policy)], origin, lang)
 
-    def records(self, limit: int | None = None, record_id: int | None = None) -> Iterator[Record]:
-        """Logged decisions, oldest first (or the one with ``record_id``)."""
+    def records(self, limit: int | None = None, record_id: int | None = None,
+                exact: bool = False) -> Iterator[Record]:
+        """Logged decisions, oldest first (or the one with ``record_id``).
+
+        ``exact`` reads the case's fractional numbers as Decimals, as the
+        engine read them when it decided (replay needs them so).
+        """
         query = ("SELECT id, logged_at, origin, case_json, decision_json, engine_version, lang "
                  "FROM decisions")
         args: tuple[Any, ...] = ()
@@ -182,10 +262,22 @@ class DecisionLog:
             cur.execute(self._sql(query), args)
             rows = cur.fetchall()
         for row in rows:
-            yield Record(row[0], row[1], row[2], json.loads(row[3]), json.loads(row[4]), row[5], row[6])
+            try:
+                case = json.loads(row[3], parse_float=Decimal) if exact else json.loads(row[3])
+                decision = json.loads(row[4])
+            except (TypeError, ValueError, RecursionError) as err:
+                raise LogError([Diagnostic("log", f"record {row[0]} is damaged: {err}")]) from err
+            yield Record(row[0], row[1], row[2], case, decision, row[5], row[6])
 
     def policy_files(self, digest: str, root: Path) -> Path:
-        """Write the logged policy with ``digest`` (and its source) under ``root``."""
+        """Write the logged policy with ``digest`` (and its source) under ``root``.
+
+        Every name read from the log is checked as a name read from a policy
+        would be, and the files written must stay inside ``root`` (issue 9,
+        item 3): a log is data, not a set of paths to trust.
+        """
+        if not isinstance(digest, str) or not DIGEST.fullmatch(digest):
+            raise LogError([Diagnostic("log", f"the logged policy digest {str(digest)[:80]!r} is not a digest")])
         with self._lock:
             cur = self._conn.cursor()
             cur.execute(self._sql("SELECT vendor, policy_text, source_file, source_text FROM policies "
@@ -193,13 +285,12 @@ class DecisionLog:
             row = cur.fetchone()
         if row is None:
             raise LogError([Diagnostic("log", f"the log holds no policy with digest {digest}")])
-        home = root / digest[:16] / row[0]
-        source = (home / row[2]).resolve()
-        if not source.is_relative_to(home.resolve()):
-            raise LogError([Diagnostic("log", f"the logged source path {row[2]!r} leaves the policy folder")])
+        vendor, policy_text, source_file, source_text = row
+        home = _inside(root, f"{digest[:16]}/{_checked_vendor(vendor)}")
+        source = _inside(home, _checked_source(source_file))
         source.parent.mkdir(parents=True, exist_ok=True)
-        (home / "policy.yaml").write_text(row[1], encoding="utf-8")
-        source.write_text(row[3], encoding="utf-8")
+        (home / "policy.yaml").write_text(policy_text, encoding="utf-8")
+        source.write_text(source_text, encoding="utf-8")
         return home
 
     def close(self) -> None:
@@ -229,15 +320,19 @@ def _essence(decision: dict[str, Any]) -> dict[str, Any]:
 
 
 def replay(log: DecisionLog, current: Engine | None = None, limit: int | None = None) -> Iterator[Replay]:
-    """Re-decide logged cases with the policy recorded (by digest), and optionally the current one."""
+    """Re-decide logged cases with the policy recorded (by digest), and optionally the current one.
+
+    The case is re-read with its numbers exact and compared with the logged
+    decision as logged: an id ``2.0`` stays ``2.0`` (issue 9, item 12). A
+    record whose fields are not what the log writes is reported, not trusted.
+    """
     from engine.engine import Engine  # noqa: PLC0415
 
     engines: dict[str, Engine] = {}
     with tempfile.TemporaryDirectory(prefix="clause-replay-") as tmp:
-        for record in log.records(limit=limit):
-            digest = record.decision["policy"]["digest"]
-            case = dict(record.case, as_of=record.decision["as_of"])
+        for record in log.records(limit=limit, exact=True):
             try:
+                digest, case = _replay_input(record)
                 if digest not in engines:
                     engines[digest] = Engine.load(log.policy_files(digest, Path(tmp)))
                     rebuilt = next(iter(engines[digest].vendors.values()))[-1].digest
@@ -257,3 +352,11 @@ def replay(log: DecisionLog, current: Engine | None = None, limit: int | None = 
             yield Replay(record, again == record.decision, again, now, None, now_error)
 
 
+def _replay_input(record: Record) -> tuple[str, dict[str, Any]]:
+    """The digest and the case to decide again, from a record that may have been tampered with."""
+    policy = record.decision.get("policy") if isinstance(record.decision, dict) else None
+    digest = policy.get("digest") if isinstance(policy, dict) else None
+    as_of = record.decision.get("as_of") if isinstance(record.decision, dict) else None
+    if not isinstance(digest, str) or not isinstance(record.case, dict) or not isinstance(as_of, str):
+        raise LogError([Diagnostic("log", "the record does not hold a case and a decision with its policy digest")])
+    return digest, dict(record.case, as_of=as_of)

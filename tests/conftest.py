@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -56,3 +57,10 @@ def itellum_copy(tmp_path: Path) -> Path:
     dest = tmp_path / "itellum"
     shutil.copytree(POLICIES / "itellum", dest)
     return dest
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The fuzzers' input counts (tests/fuzz/fuzzing.py), when they ran."""
+    fuzzing = sys.modules.get("fuzzing")
+    if fuzzing is not None:
+        fuzzing.summary(terminalreporter)
