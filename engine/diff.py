@@ -21,6 +21,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from engine import jsonread
 from engine._yaml import parse_yaml
 from engine.case import Case
 from engine.engine import Engine
@@ -62,8 +63,8 @@ def read_cases(path: Path) -> list[dict[str, Any]]:
         out = []
         for number, line in enumerate(text.splitlines(), 1):
             try:
-                out += [json.loads(line, parse_float=Decimal)] if line.strip() else []
-            except (ValueError, RecursionError) as err:
+                out += [jsonread.loads(line)] if line.strip() else []
+            except jsonread.JSONInputError as err:
                 raise CaseError([Diagnostic("case", f"{path}:{number}: not a JSON case: {err}")]) from err
         return out
     doc, problems = parse_yaml(text, str(path))

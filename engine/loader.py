@@ -22,6 +22,7 @@ from engine.expressions import syntax
 from engine.expressions import types as t
 from engine.expressions.checker import check
 from engine.expressions.syntax import ExprError
+from engine.limits import bad_text, shown_text
 from engine.location import SourceLocation
 from engine.model import Action, Check, Derived, Expr, FactDecl, Kind, OutOfScope, Policy, Rule
 from engine.money import MINOR_UNITS
@@ -77,10 +78,18 @@ class _Builder:
             typ = t.list_of(t.record({k: f.type for k, f in fields.items()}))
         else:
             typ = _SCALAR_TYPES[kind]
-        bounds = {k: Decimal(str(spec[k])) for k in ("minimum", "maximum") if k in spec}
+        bounds = {k: self.bound(spec[k], (*path, k)) for k in ("minimum", "maximum") if k in spec}
         return FactDecl(name, typ, spec["meaning"], self.doc.loc(path), fields=MappingProxyType(fields),
                         example=spec.get("example"), clause=spec.get("clause"),
                         clause_location=self.doc.loc((*path, "clause")), **bounds)
+
+    def bound(self, raw: Any, path: tuple[Any, ...]) -> Decimal | None:
+        """A ``minimum``/``maximum``: a finite number in the range cases may use."""
+        value = Decimal(str(raw)) if not isinstance(raw, bool) and isinstance(raw, (int, float, Decimal)) else None
+        if value is None or not value.is_finite() or (value and value.adjusted() >= 15):
+            self.error("schema", f"{path[-1]} must be a finite number below 10**15, found {raw}", path)
+            return None
+        return value
 
     # --- expressions -----------------------------------------------------------
     def expr(self, path: tuple[Any, ...], want: str | None = None) -> Expr | None:
@@ -229,6 +238,10 @@ class _Builder:
         for path, name, pattern in checks:
             if not pattern.fullmatch(name):
                 self.error("schema", f"{name!r} is not a valid name (expected {pattern.pattern})", path)
+        version = self.data["version"]
+        if not re.fullmatch(r"[^\x00-\x1f\x7f]{1,100}", version) or bad_text(version):
+            self.error("schema", f"version {shown_text(version)} must be at most 100 printable "
+                       "characters (no control characters)", ("version",))
 
     def build(self) -> Policy:
         self.names()

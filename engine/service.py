@@ -26,7 +26,6 @@ import json
 import logging
 import threading
 import time
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -36,7 +35,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from engine import __version__
+from engine import __version__, jsonread
 from engine.engine import Engine, policy_files
 from engine.errors import Diagnostic, EngineError
 from engine.factschema import facts_schema
@@ -168,11 +167,9 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
             if len(data) > max_body:
                 raise _Reject(413, "body_too_large", f"the body is over {max_body} bytes")
         try:
-            return json.loads(data, parse_float=Decimal)
-        except (ValueError, UnicodeDecodeError) as err:  # JSONDecodeError is a ValueError
+            return jsonread.loads(data)
+        except jsonread.JSONInputError as err:
             raise _Reject(422, "json", f"the body is not valid JSON: {err}") from err
-        except RecursionError as err:
-            raise _Reject(422, "json", "the body is not valid JSON: nested too deeply") from err
 
     def decide_one(engine: Engine, case: Any) -> tuple[dict[str, Any] | None, list[dict[str, Any]] | None]:
         try:
