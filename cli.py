@@ -275,16 +275,24 @@ def diff(old: str, new: str, cases_path: Path | None, fmt: str, matcher: str) ->
               help="Decision log: a SQLite file or a postgresql:// URL.")
 @click.option("--no-log", is_flag=True, help="Do not record decisions.")
 @click.option("--max-body", default=1 << 20, show_default=True, type=int, help="Largest request body, in bytes.")
+@click.option("--body-timeout", default=10.0, show_default=True, type=click.FloatRange(min=0.1),
+              help="Seconds a client has to send a whole request body.")
+@click.option("--allow-reload", is_flag=True,
+              help="Enable POST /v1/reload (with $CLAUSE_RELOAD_TOKEN set, only for clients sending it).")
 def serve(host: str, port: int, policies: Path | None, matcher: str, log_target: str, no_log: bool,
-          max_body: int) -> None:
+          max_body: int, body_timeout: float, allow_reload: bool) -> None:
     """Serve decisions over HTTP (OpenAPI at /openapi.json); reloads policies when they change."""
+    import os  # noqa: PLC0415
+
     import uvicorn  # noqa: PLC0415 - only this verb needs the server
 
     from engine.service import create_app  # noqa: PLC0415
 
     log = None if no_log else _open_log(log_target, "text")
     try:
-        app = create_app(policies or default_policies_dir(), matcher=matcher, log=log, max_body=max_body)
+        app = create_app(policies or default_policies_dir(), matcher=matcher, log=log, max_body=max_body,
+                         body_timeout=body_timeout, allow_reload=allow_reload,
+                         reload_token=os.environ.get("CLAUSE_RELOAD_TOKEN") or None)
     except EngineError as err:
         fail(err, "text")
     try:

@@ -17,6 +17,7 @@ from typing import Any
 
 from engine import schemas
 from engine._yaml import Document, json_path, parse_yaml, scalar_position
+from engine.contained import FileRefused, read_inside
 from engine.errors import Diagnostic, PolicyError
 from engine.expressions import syntax
 from engine.expressions import types as t
@@ -217,10 +218,9 @@ class _Builder:
     def source(self) -> str:
         source_path = self.path.parent / self.data["source"]["file"]
         try:
-            return source_path.read_text(encoding="utf-8")
-        except OSError as err:
-            self.error("file", f"cannot read the source text {source_path}: {err.strerror}",
-                       ("source", "file"))
+            return read_inside(source_path, self.path.parent)
+        except FileRefused as err:
+            self.error("file", f"the source text: {err}", ("source", "file"))
             return ""
 
     def names(self) -> None:
@@ -310,10 +310,10 @@ def _topological(deps: dict[str, set[str]], on_cycle: Any) -> list[str]:
 
 def read_document(path: Path) -> tuple[Document | None, list[Diagnostic]]:
     """Read and parse a YAML (or JSON) file into a located document."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        return None, [Diagnostic("file", f"cannot read {path}: {err}", SourceLocation(str(path)))]
+    try:  # a policy.yaml linked to a file outside its directory is not read (nor quoted)
+        text = read_inside(path, path.parent)
+    except FileRefused as err:
+        return None, [Diagnostic("file", str(err), SourceLocation(str(path)))]
     return parse_yaml(text, str(path))
 
 
