@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 
 from engine._yaml import Document, json_path
 from engine.errors import CaseError, Diagnostic
-from engine.limits import (MAX_DURATION, MAX_INTEGER, MAX_MAGNITUDE, MAX_PLACES, MAX_YEAR, MIN_YEAR,
-                           decimal_problem, parse_decimal, text_problems, whole_number)
+from engine.limits import (MAX_DURATION, MAX_INTEGER, MAX_MAGNITUDE, MAX_PLACES, MAX_YEAR,  # noqa: F401
+                           MIN_YEAR, decimal_problem, parse_decimal, text_problems, whole_number)
 
 if TYPE_CHECKING:
     from engine.model import FactDecl, Policy
@@ -313,8 +313,7 @@ def _fast(decl: FactDecl, raw: Any) -> Any:
                 return _SLOW
         elif typ is Decimal or typ is int:
             value = Decimal(raw)
-        if value is _SLOW or not value.is_finite() or abs(value) >= MAX_MAGNITUDE \
-                or -value.as_tuple().exponent > MAX_PLACES:
+        if value is _SLOW or decimal_problem(value):  # no arithmetic on it before the bounds
             return _SLOW
     elif kind == "integer" and typ is int and abs(raw) < MAX_INTEGER:
         value = raw

@@ -26,7 +26,7 @@ MAX_NUMBER_TEXT = 64  # characters of a number written as text
 
 # ASCII digits only: ``Decimal`` and ``int`` also read Arabic-Indic and other
 # Unicode digits, which no currency amount in a case is written with.
-_DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,4})?")
+_DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 def decimal_problem(value: Decimal) -> str | None:
