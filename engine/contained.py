@@ -28,9 +28,9 @@ def read_inside(path: Path, root: Path, *, limit: int = MAX_FILE_BYTES) -> str:
         FileRefused: outside ``root`` (symbolic links included), not a
         regular file, larger than ``limit`` bytes, unreadable, or not UTF-8.
     """
-    try:
+    try:  # links followed as far as they exist: a missing file outside is still "outside"
         base = root.resolve(strict=True)
-        target = path.resolve(strict=True)
+        target = path.resolve()
     except (OSError, RuntimeError) as err:  # RuntimeError: a symlink loop
         raise FileRefused(f"cannot read {path}: {getattr(err, 'strerror', None) or err}") from None
     if not target.is_relative_to(base):
