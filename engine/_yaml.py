@@ -140,7 +140,9 @@ def _index(doc: Document, node: yaml.Node, path: Path, problems: list[Diagnostic
 
 
 def _json_path(path: Path) -> str:
-    return "/" + "/".join(str(p) for p in path) if path else ""
+    text = "/" + "/".join(str(p) for p in path) if path else ""
+    # a key with a lone surrogate must not make the diagnostic itself unencodable
+    return text if text.isascii() else text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def json_path(path: Path) -> str:

@@ -99,7 +99,7 @@ def _typed_csv_facts(engine: Engine, case: dict[str, Any]) -> None:
         kind = decl.type.kind
         if kind == "bool" and value.lower() in ("true", "false"):
             case["facts"][name] = value.lower() == "true"
-        elif kind == "integer" and value.lstrip("-").isdigit() and value.isascii():
+        elif kind == "integer" and value.lstrip("-").isdigit() and value.isascii() and len(value) <= 20:
             case["facts"][name] = int(value)
         elif kind == "list" and value.startswith("["):
             case["facts"][name] = jsonread.loads(value)

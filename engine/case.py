@@ -19,7 +19,8 @@ from zoneinfo import ZoneInfo
 from engine._yaml import Document, json_path
 from engine.errors import CaseError, Diagnostic
 from engine.limits import (MAX_DURATION, MAX_INTEGER, MAX_MAGNITUDE, MAX_PLACES, MAX_YEAR,  # noqa: F401
-                           MIN_YEAR, decimal_problem, parse_decimal, text_problems, whole_number)
+                           MIN_YEAR, bad_text, decimal_problem, parse_decimal, shown_text, text_problems,
+                           whole_number)
 
 if TYPE_CHECKING:
     from engine.model import FactDecl, Policy
@@ -129,9 +130,15 @@ def _shape(data: Any, document: Document | None) -> list[Diagnostic]:
 
 
 def _text(data: Mapping[str, Any], document: Document | None) -> list[Diagnostic]:
-    """Every name and string of the case must be valid text (a lone surrogate cannot be
-    stored, logged or sent back as JSON)."""
-    return [_diag(document, path, "case", message) for path, message in text_problems(dict(data))]
+    """The case's own strings and fact names must be valid text: a lone surrogate cannot be
+    stored, logged or sent back as JSON. (String fact values are checked when coerced.)"""
+    facts = data.get("facts") or {}
+    if all(type(v) is not str or v.isascii() for v in data.values()) and all(
+            type(k) is not str or k.isascii() for k in facts):
+        return []  # the common case, in a few microseconds
+    own = {k: v for k, v in data.items() if k != "facts"}
+    found = text_problems(own) + text_problems({k: None for k in facts}, ("facts",))
+    return [_diag(document, path, "case", message) for path, message in found]
 
 
 def _diag(document: Document | None, path: tuple[Any, ...], code: str, message: str,
@@ -243,6 +250,8 @@ class _Coercer:
     def to_string(self, _d: FactDecl, raw: Any, _p: Any) -> str:
         if not isinstance(raw, str):
             raise TypeError(f"expected a string, found {_shown(raw)}")
+        if bad_text(raw):
+            raise ValueError(f"{shown_text(raw)} is not valid text (a lone UTF-16 surrogate)")
         return raw
 
     def to_list(self, decl: FactDecl, raw: Any, path: tuple[Any, ...]) -> list[dict[str, Any]]:

@@ -70,16 +70,18 @@ def test_as_of_is_bounded(hard: Engine, as_of: str) -> None:
 
 # --- item 5: lone surrogates are case errors, never a 500 or a traceback ------------------
 
-@pytest.mark.parametrize(("data", "path"), [
-    ({**case(), "id": "\ud800"}, "/id"),
-    (case(**{"\udfff": 1}), "/facts/\\udfff"),
-    (case(note="a\ud800b"), "/facts/note"),
-    (case(calls=[{"dur": "\ud800"}]), "/facts/calls/0/dur"),
-    ({**case(), "vendor": "acme\ud800"}, "/vendor"),
+@pytest.mark.parametrize(("data", "code", "path", "fragment"), [
+    ({**case(), "id": "\ud800"}, "case", "/id", "surrogate"),
+    (case(**{"\udfff": 1}), "case", "/facts/\\udfff", "surrogate"),
+    ({**case(), "vendor": "acme\ud800"}, "case", "/vendor", "surrogate"),
+    ({**case(), "$schema": "\ud800"}, "case", "/$schema", "surrogate"),
+    (case(note="a\ud800b"), "case_fact_type", "/facts/note", "surrogate"),
+    (case(calls=[{"dur": "\ud800"}]), "case_fact_type", "/facts/calls/0/dur", "'\\ud800'"),
+    (case(calls=[{"dur": "PT1M", "\ud800": 1}]), "case_fact_type", "/facts/calls/0/\\ud800", "unknown field"),
 ])
-def test_lone_surrogates_are_case_errors(hard: Engine, data: dict, path: str) -> None:
+def test_lone_surrogates_are_case_errors(hard: Engine, data: dict, code: str, path: str, fragment: str) -> None:
     (d,) = refused(hard, data).diagnostics
-    assert d.code == "case" and d.path == path and "surrogate" in d.message
+    assert d.code == code and d.path == path and fragment in d.message
 
 
 def test_a_surrogate_line_does_not_stop_clause_batch(tmp_path: Path, runner: CliRunner) -> None:
