@@ -18,7 +18,11 @@ MAX_FILE_BYTES = 4 << 20  # 4 MiB: far above any terms of service, far below tro
 
 
 class FileRefused(Exception):
-    """A file may not, or cannot, be read; the message says which and why."""
+    """A file may not, or cannot, be read: ``cannot read PATH: REASON``."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"cannot read {path}: {reason}")
+        self.path, self.reason = path, reason
 
 
 def read_inside(path: Path, root: Path, *, limit: int = MAX_FILE_BYTES) -> str:
@@ -32,22 +36,22 @@ def read_inside(path: Path, root: Path, *, limit: int = MAX_FILE_BYTES) -> str:
         base = root.resolve(strict=True)
         target = path.resolve()
     except (OSError, RuntimeError) as err:  # RuntimeError: a symlink loop
-        raise FileRefused(f"cannot read {path}: {getattr(err, 'strerror', None) or err}") from None
+        raise FileRefused(path, getattr(err, "strerror", None) or str(err)) from None
     if not target.is_relative_to(base):
-        raise FileRefused(f"{path} is outside the policy's directory {base} "
+        raise FileRefused(path, f"it is outside the policy's directory {base} "
                           "(files a policy names must stay inside it, links included)")
     try:  # non-blocking open: a FIFO must not hang us; fstat then checks what was opened
         fd = os.open(target, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
         with os.fdopen(fd, "rb") as fh:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise FileRefused(f"{path} is not a regular file")
+                raise FileRefused(path, "not a regular file")
             data = fh.read(limit + 1)
     except OSError as err:
-        raise FileRefused(f"cannot read {path}: {err.strerror or err}") from None
+        raise FileRefused(path, err.strerror or str(err)) from None
     if len(data) > limit:
-        raise FileRefused(f"{path} is larger than {limit:,} bytes")
+        raise FileRefused(path, f"larger than {limit:,} bytes")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise FileRefused(f"{path} is not UTF-8 text ({err.reason} at byte {err.start})") from None
+        raise FileRefused(path, f"not UTF-8 text ({err.reason} at byte {err.start})") from None
 

@@ -220,7 +220,7 @@ class _Builder:
         try:
             return read_inside(source_path, self.path.parent)
         except FileRefused as err:
-            self.error("file", f"the source text: {err}", ("source", "file"))
+            self.error("file", f"cannot read the source text {source_path}: {err.reason}", ("source", "file"))
             return ""
 
     def names(self) -> None:

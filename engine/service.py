@@ -208,7 +208,7 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
                     raise
                 LOG.warning("decision not logged, answered 503: %s", err)
                 return None, [Diagnostic("log_unavailable", "the decision log is busy or unavailable "
-                                         f"({err}); nothing was decided, retry later").to_dict()]
+                                         f"({err}); the decision could not be recorded, so it is not given: retry").to_dict()]
         return decision.to_dict(), None
 
     async def decide(request: Request) -> Response:
