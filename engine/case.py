@@ -60,6 +60,11 @@ class Case:
             raise CaseError([_diag(document, ("as_of",), "case", f"as_of {as_of.isoformat()} is outside "
                                    f"the supported years {MIN_YEAR}-{MAX_YEAR}")])
         case_id = data.get("id")
+        if case_id is not None and (isinstance(case_id, bool) or not isinstance(case_id, (str, int))):
+            # the case schema's string or integer; a Decimal such as 1e300000 would cost
+            # seconds wherever it is turned into an integer (the log, a replay)
+            raise CaseError([_diag(document, ("id",), "case",
+                                   f"id must be a string or a whole number, found {_shown(case_id)}")])
         return cls(vendor=data["vendor"], kind=data["kind"],
                    facts=MappingProxyType(dict(data.get("facts") or {})),
                    id=None if case_id is None else str(case_id), as_of=as_of, document=document)

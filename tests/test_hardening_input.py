@@ -229,3 +229,14 @@ def test_round_with_places_on_money(hard: Engine) -> None:
     assert hard.decide(case("h", price="100.004")).outcome == "deny"
     decision = hard.decide(case("h", price="100.005"))
     assert decision.outcome == "refund" and decision.to_dict()["amount"]["value"] == "100.01"
+
+
+@pytest.mark.parametrize("value", [Decimal("1e300000"), Decimal("2.0"), 1.5, True, [1], {"a": 1}])
+def test_an_id_is_a_string_or_a_whole_number(hard: Engine, value: object) -> None:
+    (d,) = refused(hard, {**case(), "id": value}).diagnostics
+    assert d.path == "/id" and "string or a whole number" in d.message
+
+
+@pytest.mark.parametrize("value", ["CASE-1", 7, 10**30])
+def test_string_and_integer_ids_are_echoed(hard: Engine, value: object) -> None:
+    assert hard.decide({**case(), "id": value}).case_id == str(value)
