@@ -264,9 +264,15 @@ def diff(old: str, new: str, cases_path: Path | None, fmt: str, matcher: str) ->
               help="Record decisions in this log: a SQLite file or a postgresql:// URL [default: no log].")
 @click.option("--no-log", is_flag=True, hidden=True, help="Do not record decisions (the default).")
 @click.option("--max-body", default=1 << 20, show_default=True, type=int, help="Largest request body, in bytes.")
+@click.option("--body-timeout", default=10.0, show_default=True, type=click.FloatRange(min=0.1),
+              help="Seconds a client has to send a whole request body.")
+@click.option("--allow-reload", is_flag=True,
+              help="Enable POST /v1/reload (with $CLAUSE_RELOAD_TOKEN set, only for clients sending it).")
 def serve(host: str, port: int, policies: Path | None, matcher: str, log_target: str | None, no_log: bool,
-          max_body: int) -> None:
+          max_body: int, body_timeout: float, allow_reload: bool) -> None:
     """Serve decisions over HTTP (OpenAPI at /openapi.json); reloads policies when they change."""
+    import os  # noqa: PLC0415
+
     import uvicorn  # noqa: PLC0415 - only this verb needs the server
 
     from engine.service import create_app  # noqa: PLC0415
@@ -275,7 +281,9 @@ def serve(host: str, port: int, policies: Path | None, matcher: str, log_target:
     log = None if no_log or not log_target else _open_log(log_target, "text")
     click.echo(f"decision log: {log_target}" if log is not None else "decision log: none (add --log FILE)")
     try:
-        app = create_app(root, matcher=matcher, log=log, max_body=max_body)
+        app = create_app(root, matcher=matcher, log=log, max_body=max_body,
+                         body_timeout=body_timeout, allow_reload=allow_reload,
+                         reload_token=os.environ.get("CLAUSE_RELOAD_TOKEN") or None)
     except EngineError as err:
         fail(err, "text")
     try:

@@ -40,15 +40,48 @@ _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
 
 
+def _refuse(node: yaml.ScalarNode, text: str, why: str) -> yaml.constructor.ConstructorError:
+    return yaml.constructor.ConstructorError(
+        None, None, f"{text!r} {why}; write a plain decimal number, or quote it to mean text",
+        node.start_mark)
+
+
 def _construct_decimal(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
-    text = str(loader.construct_scalar(node)).replace("_", "")
+    raw = str(loader.construct_scalar(node))
+    text = raw.replace("_", "")
     low = text.lower()
     if low in (".inf", "+.inf", "-.inf", ".nan"):
         return float(low.replace(".", ""))  # refused later by the schema or coercion
-    return Decimal(text)
+    if ":" in text:
+        raise _refuse(node, raw, "is a YAML 1.1 base-60 number (1:30 would read as 90)")
+    if not text.isascii() or len(text) > 100:
+        raise _refuse(node, raw, "is not a number")
+    try:
+        return Decimal(text)
+    except ArithmeticError:
+        raise _refuse(node, raw, "is not a number") from None
+
+
+# YAML 1.1 reads 010 as 8, 0x10 as 16 and 1:30 as 90: an amount would change
+# with no error. Only plain decimal integers (digit groups with _ allowed) are
+# read as integers; the other forms are refused where they are written.
+_PLAIN_INT = re.compile(r"[-+]?(?:0|[1-9][0-9_]*)")
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    raw = str(loader.construct_scalar(node))
+    if _PLAIN_INT.fullmatch(raw) and len(raw) <= 100:
+        return int(raw.replace("_", ""))
+    if ":" in raw:
+        raise _refuse(node, raw, "is a YAML 1.1 base-60 number (1:30 would read as 90)")
+    if re.fullmatch(r"[-+]?0[0-7_]+", raw):
+        raise _refuse(node, raw, "has a leading zero, which YAML 1.1 reads as octal (010 would be 8)")
+    raise _refuse(node, raw, "is not a plain decimal integer (YAML 1.1 reads 0x and 0b forms as "
+                  "hexadecimal and binary)")
 
 
 _Loader.add_constructor("tag:yaml.org,2002:float", _construct_decimal)
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
 @dataclass(slots=True)
@@ -107,7 +140,9 @@ def _index(doc: Document, node: yaml.Node, path: Path, problems: list[Diagnostic
 
 
 def _json_path(path: Path) -> str:
-    return "/" + "/".join(str(p) for p in path) if path else ""
+    text = "/" + "/".join(str(p) for p in path) if path else ""
+    # a key with a lone surrogate must not make the diagnostic itself unencodable
+    return text if text.isascii() else text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def json_path(path: Path) -> str:

@@ -25,6 +25,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable, Iterator, TextIO
 
+from engine import jsonread
 from engine.engine import Engine
 from engine.errors import EngineError
 from engine.log import exact_json
@@ -99,10 +100,10 @@ def _typed_csv_facts(engine: Engine, case: dict[str, Any]) -> None:
         kind = decl.type.kind
         if kind == "bool" and value.lower() in ("true", "false"):
             case["facts"][name] = value.lower() == "true"
-        elif kind == "integer" and value.lstrip("-").isdigit():
+        elif kind == "integer" and value.lstrip("-").isdigit() and value.isascii() and len(value) <= 20:
             case["facts"][name] = int(value)
         elif kind == "list" and value.startswith("["):
-            case["facts"][name] = json.loads(value, parse_float=Decimal)
+            case["facts"][name] = jsonread.loads(value)
 
 
 def decide_line(engine: Engine, number: int, raw: str, fmt: str, lang: str) -> tuple[int, str, Any]:
@@ -110,12 +111,12 @@ def decide_line(engine: Engine, number: int, raw: str, fmt: str, lang: str) -> t
     if raw.startswith(BAD_LINE):
         return number, "error", raw[len(BAD_LINE):]
     try:
-        case = json.loads(raw, parse_float=Decimal)
+        case = jsonread.loads(raw)
         if fmt == "csv":
             _typed_csv_facts(engine, case)
         return number, "ok", (case, engine.decide(case, lang=lang).to_dict())
-    except json.JSONDecodeError as err:
-        return number, "error", f"invalid JSON: {err.msg} (column {err.colno})"
+    except jsonread.JSONInputError as err:
+        return number, "error", f"invalid JSON: {err}"
     except EngineError as err:
         return number, "error", "; ".join(
             f"{d.code}: {d.message}" + (f" ({d.path})" if d.path else "") for d in err.diagnostics)

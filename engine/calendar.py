@@ -35,12 +35,24 @@ class Calendar:
         self._years: dict[int, frozenset[date]] = {}
         self._ordinals: dict[int, list[int]] = {}
         self._lock = threading.Lock()
-        holidays.country_holidays(country, subdiv=subdivision)  # fail early on a bad code
+        table = holidays.country_holidays(country, subdiv=subdivision)  # fail early on a bad code
+        # The years the holidays tables know (e.g. Indonesia 1946-2100): a business
+        # day outside them would silently ignore every holiday, so it is refused.
+        self.first_year: int = getattr(table, "start_year", 1900)
+        self.last_year: int = getattr(table, "end_year", 2100)
+
+    def _known(self, year: int) -> None:
+        if not self.first_year <= year <= self.last_year:
+            from engine.expressions.functions import EvalFailure  # noqa: PLC0415 - it imports this module
+
+            raise EvalFailure(f"business days in {year} are unknown: the {self.country} holiday calendar "
+                              f"covers {self.first_year}-{self.last_year}")
 
     def holidays_of(self, year: int) -> frozenset[date]:
         """Public holidays of ``year`` (cached per instance)."""
         days = self._years.get(year)
         if days is None:
+            self._known(year)
             with self._lock:
                 table = holidays.country_holidays(self.country, subdiv=self.subdivision, years=year)
                 days = frozenset(table)
@@ -59,13 +71,16 @@ class Calendar:
         return table.get(day)
 
     def is_business_day(self, day: date) -> bool:
-        return day.weekday() < 5 and day not in self.holidays_of(day.year)
+        off = self.holidays_of(day.year)  # first: a weekend past the calendar's years is unknown too
+        return day.weekday() < 5 and day not in off
 
     def _business_ordinals(self, year: int) -> list[int]:
         """Ordinals of the business days of ``year`` - 1 through ``year`` + 1 (cached)."""
         days = self._ordinals.get(year)
         if days is None:
-            start, end = date(year - 1, 1, 1).toordinal(), date(year + 2, 1, 1).toordinal()
+            self._known(year)
+            first, last = max(year - 1, self.first_year), min(year + 1, self.last_year)
+            start, end = date(first, 1, 1).toordinal(), date(last + 1, 1, 1).toordinal()
             days = [n for n in range(start, end) if self.is_business_day(date.fromordinal(n))]
             with self._lock:
                 self._ordinals[year] = days

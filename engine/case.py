@@ -18,11 +18,16 @@ from zoneinfo import ZoneInfo
 
 from engine._yaml import Document, json_path
 from engine.errors import CaseError, Diagnostic
+from engine.limits import (MAX_DURATION, MAX_INTEGER, MAX_MAGNITUDE, MAX_PLACES, MAX_YEAR,  # noqa: F401
+                           MIN_YEAR, bad_text, decimal_problem, parse_decimal, shown_text, text_problems,
+                           whole_number)
 
 if TYPE_CHECKING:
     from engine.model import FactDecl, Policy
 
-_DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
+# ASCII digits only, at most 12 per part: the value is bounded before it is built.
+_DURATION = re.compile(r"P(?:([0-9]{1,12})D)?(?:T(?:([0-9]{1,12})H)?(?:([0-9]{1,12})M)?"
+                       r"(?:([0-9]{1,12}(?:\.[0-9]{1,6})?)S)?)?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,11 +44,11 @@ class Case:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], document: Document | None = None) -> Case:
         """Build a case from a mapping shaped like ``schemas/case.schema.json``."""
-        problems = _shape(data, document)
+        problems = _shape(data, document) or _text(data, document)
         if problems:
             raise CaseError(problems)
         as_of = data.get("as_of")
-        if isinstance(as_of, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", as_of):
+        if isinstance(as_of, str) and re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", as_of):
             try:
                 as_of = date.fromisoformat(as_of)
             except ValueError:
@@ -51,19 +56,22 @@ class Case:
         if as_of is not None and (not isinstance(as_of, date) or isinstance(as_of, datetime)):
             raise CaseError([_diag(document, ("as_of",), "case",
                                    f"as_of must be a date YYYY-MM-DD, found {_shown(as_of)}")])
+        if as_of is not None and not MIN_YEAR <= as_of.year <= MAX_YEAR:
+            raise CaseError([_diag(document, ("as_of",), "case", f"as_of {as_of.isoformat()} is outside "
+                                   f"the supported years {MIN_YEAR}-{MAX_YEAR}")])
         case_id = data.get("id")
+        if case_id is not None and (isinstance(case_id, bool) or not isinstance(case_id, (str, int))):
+            # the case schema's string or integer; a Decimal such as 1e300000 would cost
+            # seconds wherever it is turned into an integer (the log, a replay)
+            raise CaseError([_diag(document, ("id",), "case",
+                                   f"id must be a string or a whole number, found {_shown(case_id)}")])
         return cls(vendor=data["vendor"], kind=data["kind"],
                    facts=MappingProxyType(dict(data.get("facts") or {})),
                    id=None if case_id is None else str(case_id), as_of=as_of, document=document)
 
 
 # Bounds that keep every computation exact and in range (and the Rete
-# projection inside 2**52): amounts below a trillion with at most 12 places,
-# whole numbers below 10**15, years 1900-2999.
-MAX_MAGNITUDE = Decimal(10) ** 12
-MAX_PLACES = 12
-MAX_INTEGER = 10**15
-MIN_YEAR, MAX_YEAR = 1900, 2999
+# projection inside 2**52) live in engine.limits; re-exported here.
 
 
 def _to_utc(moment: datetime, tz: ZoneInfo) -> datetime:
@@ -90,13 +98,11 @@ def _to_utc(moment: datetime, tz: ZoneInfo) -> datetime:
 
 def _check_number(value: Decimal | int) -> None:
     if isinstance(value, int):
-        if abs(value) >= MAX_INTEGER:
-            raise ValueError(f"{value} is out of range (at most {MAX_INTEGER - 1:,} in size)")
+        whole_number(value)
         return
-    if abs(value) >= MAX_MAGNITUDE:
-        raise ValueError(f"{value} is out of range (amounts must be below {MAX_MAGNITUDE:,f})")
-    if -value.as_tuple().exponent > MAX_PLACES:  # type: ignore[operator]
-        raise ValueError(f"{value} has more than {MAX_PLACES} decimal places")
+    problem = decimal_problem(value)
+    if problem:
+        raise ValueError(problem)
 
 
 def _shown(value: Any) -> str:
@@ -126,6 +132,18 @@ def _shape(data: Any, document: Document | None) -> list[Diagnostic]:
             out.append(_diag(document, (key,), "case", f"unknown case field {key!r}; expected "
                              "id, vendor, kind, as_of, facts"))
     return out
+
+
+def _text(data: Mapping[str, Any], document: Document | None) -> list[Diagnostic]:
+    """The case's own strings and fact names must be valid text: a lone surrogate cannot be
+    stored, logged or sent back as JSON. (String fact values are checked when coerced.)"""
+    facts = data.get("facts") or {}
+    if all(type(v) is not str or v.isascii() for v in data.values()) and all(
+            type(k) is not str or k.isascii() for k in facts):
+        return []  # the common case, in a few microseconds
+    own = {k: v for k, v in data.items() if k != "facts"}
+    found = text_problems(own) + text_problems({k: None for k in facts}, ("facts",))
+    return [_diag(document, path, "case", message) for path, message in found]
 
 
 def _diag(document: Document | None, path: tuple[Any, ...], code: str, message: str,
@@ -164,10 +182,9 @@ class _Coercer:
         raise TypeError(f"expected true or false, found {_shown(raw)}")
 
     def to_integer(self, _d: FactDecl, raw: Any, _p: Any) -> int:
-        if isinstance(raw, bool) or not isinstance(raw, (int, Decimal)) or raw != int(raw):
+        if isinstance(raw, bool) or not isinstance(raw, (int, Decimal)):
             raise TypeError(f"expected a whole number, found {_shown(raw)}")
-        _check_number(int(raw))
-        return int(raw)
+        return whole_number(raw)  # checks the range before converting (1e300000 stays cheap)
 
     def to_decimal(self, _d: FactDecl, raw: Any, _p: Any) -> Decimal:
         if isinstance(raw, float):
@@ -175,9 +192,7 @@ class _Coercer:
                             f"found the binary float {_shown(raw)}")
         if isinstance(raw, bool) or not isinstance(raw, (int, Decimal, str)):
             raise TypeError(f"expected a number, found {_shown(raw)}")
-        value = Decimal(raw.strip()) if isinstance(raw, str) else Decimal(raw)
-        if not value.is_finite():
-            raise ValueError(f"expected a finite number, found {_shown(raw)}")
+        value = parse_decimal(raw) if isinstance(raw, str) else Decimal(raw)
         _check_number(value)
         return value
 
@@ -197,7 +212,7 @@ class _Coercer:
     def to_date(self, _d: FactDecl, raw: Any, _p: Any) -> date:
         if isinstance(raw, datetime):
             raise TypeError(f"expected a date, found the date-time {raw.isoformat()}")
-        if isinstance(raw, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
+        if isinstance(raw, str) and re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", raw):
             raw = date.fromisoformat(raw)
         if not isinstance(raw, date):
             raise TypeError(f"expected a date YYYY-MM-DD, found {_shown(raw)}")
@@ -218,13 +233,19 @@ class _Coercer:
 
     def to_duration(self, _d: FactDecl, raw: Any, _p: Any) -> timedelta:
         if isinstance(raw, timedelta):
-            return raw
-        m = _DURATION.match(raw) if isinstance(raw, str) else None
-        if not m or raw in ("P", "PT"):
-            raise ValueError(f"expected an ISO 8601 duration like PT1H30M or P2D, found {_shown(raw)}")
-        d, h, mi, s = m.groups()
-        return timedelta(days=int(d or 0), hours=int(h or 0), minutes=int(mi or 0),
-                         microseconds=int(Decimal(s or 0) * 1000000))
+            value = raw
+        else:
+            m = _DURATION.fullmatch(raw) if isinstance(raw, str) else None
+            if not m or raw in ("P", "PT") or raw.endswith("T"):
+                raise ValueError(f"expected an ISO 8601 duration like PT1H30M or P2D, found {_shown(raw)}")
+            d, h, mi, s = (int(x) if x and "." not in x else Decimal(x or 0) for x in m.groups())
+            seconds = ((d * 24 + h) * 60 + mi) * 60 + s  # exact, and small: at most 13 digits each
+            if seconds > MAX_DURATION.total_seconds():
+                raise ValueError(f"{raw} is out of range (durations are at most {MAX_DURATION.days:,} days)")
+            value = timedelta(microseconds=int(Decimal(seconds) * 1000000))
+        if abs(value) > MAX_DURATION:
+            raise ValueError(f"{value} is out of range (durations are at most {MAX_DURATION.days:,} days)")
+        return value
 
     def to_enum(self, decl: FactDecl, raw: Any, _p: Any) -> str:
         if raw not in decl.type.values:
@@ -234,6 +255,8 @@ class _Coercer:
     def to_string(self, _d: FactDecl, raw: Any, _p: Any) -> str:
         if not isinstance(raw, str):
             raise TypeError(f"expected a string, found {_shown(raw)}")
+        if bad_text(raw):
+            raise ValueError(f"{shown_text(raw)} is not valid text (a lone UTF-16 surrogate)")
         return raw
 
     def to_list(self, decl: FactDecl, raw: Any, path: tuple[Any, ...]) -> list[dict[str, Any]]:
@@ -297,15 +320,14 @@ def _fast(decl: FactDecl, raw: Any) -> Any:
     if kind == "list":
         return _fast_records(decl, raw) if typ is list else _SLOW
     if kind in ("money", "decimal"):
-        if typ is str and " " not in raw and "_" not in raw:
+        if typ is str and " " not in raw and "_" not in raw and raw.isascii():
             try:
                 value = Decimal(raw)
             except InvalidOperation:
                 return _SLOW
         elif typ is Decimal or typ is int:
             value = Decimal(raw)
-        if value is _SLOW or not value.is_finite() or abs(value) >= MAX_MAGNITUDE \
-                or -value.as_tuple().exponent > MAX_PLACES:
+        if value is _SLOW or decimal_problem(value):  # no arithmetic on it before the bounds
             return _SLOW
     elif kind == "integer" and typ is int and abs(raw) < MAX_INTEGER:
         value = raw

@@ -107,7 +107,8 @@ class _Module:
             "KeyError": KeyError, "ArithmeticError": ArithmeticError, "ValueError": ValueError,
             "OverflowError": OverflowError,
             "_fail": fail,
-            "_round_money": lambda v: money.round_to(Decimal(v), quantum, rounding),
+            "_round_money": lambda v, places=None: money.round_to(  # round(price) or round(price, 2)
+                Decimal(v), quantum if places is None else Decimal(1).scaleb(-places), rounding),
             "_round_decimal": lambda v, places=0: money.round_to(
                 Decimal(v), Decimal(1).scaleb(-places), rounding),
         }

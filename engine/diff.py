@@ -19,15 +19,17 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import tarfile
 import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
+from engine import jsonread
 from engine._yaml import parse_yaml
 from engine.case import Case
 from engine.engine import Engine
@@ -44,16 +46,44 @@ def load_side(spec: str, tmp: Path, matcher: str = "python") -> Engine:
         return Engine.load(spec, matcher=matcher)
     rev, _, sub = spec.partition(":")
     sub = sub or "policies"
+    commit = _resolve(spec, rev, sub)
     try:
-        data = subprocess.run(["git", "archive", "--format=tar", rev, "--", sub],
+        data = subprocess.run(["git", "archive", "--format=tar", commit, "--", sub],
                               capture_output=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError) as err:
-        detail = err.stderr.decode(errors="replace").strip() if isinstance(err, subprocess.CalledProcessError) else str(err)
-        raise CaseError([Diagnostic("file", f"{spec!r} is neither a path nor a git revision: {detail}")]) from err
-    dest = tmp / rev.replace("/", "_")
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        tar.extractall(dest, filter="data")
+        dest = tmp / commit
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            tar.extractall(dest, filter="data")
+    except (OSError, subprocess.CalledProcessError, tarfile.TarError) as err:
+        raise CaseError([Diagnostic("file", f"cannot read {sub!r} at git revision {rev!r}: "
+                                    f"{_detail(err)}")]) from err
     return Engine.load(dest / sub, matcher=matcher)
+
+
+# A revision name git would read as a name, never as an option: no leading '-',
+# no spaces, control characters or git's own forbidden ref characters.
+_REVISION = re.compile(r"[A-Za-z0-9_.@/{}^~+][A-Za-z0-9_.@/{}^~+-]{0,199}")
+
+
+def _resolve(spec: str, rev: str, sub: str) -> str:
+    """The commit id ``rev`` names, checked before git sees it as anything but a revision."""
+    subpath = PurePosixPath(sub)
+    if not _REVISION.fullmatch(rev) or ".." in rev.split("/") or subpath.is_absolute() or ".." in subpath.parts \
+            or sub.startswith("-"):
+        raise CaseError([Diagnostic("file", f"{spec!r} is neither a path nor a git revision (REV or "
+                                    "REV:path, with a relative path inside the repository)")])
+    try:
+        out = subprocess.run(["git", "rev-parse", "--verify", "--quiet", "--end-of-options",
+                              f"{rev}^{{commit}}"], capture_output=True, check=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError) as err:
+        raise CaseError([Diagnostic("file", f"{spec!r} is neither a path nor a git revision: "
+                                    f"{_detail(err) or 'unknown revision'}")]) from err
+    return out.strip()
+
+
+def _detail(err: Exception) -> str:
+    if isinstance(err, subprocess.CalledProcessError):
+        return (err.stderr.decode(errors="replace") if isinstance(err.stderr, bytes) else err.stderr or "").strip()
+    return str(err)
 
 
 def read_cases(path: Path) -> list[dict[str, Any]]:
@@ -69,8 +99,8 @@ def read_cases(path: Path) -> list[dict[str, Any]]:
         out = []
         for number, line in enumerate(text.splitlines(), 1):
             try:
-                out += [json.loads(line, parse_float=Decimal)] if line.strip() else []
-            except (ValueError, RecursionError) as err:
+                out += [jsonread.loads(line)] if line.strip() else []
+            except jsonread.JSONInputError as err:
                 raise CaseError([Diagnostic("case", f"{path}:{number}: not a JSON case: {err}")]) from err
         return out
     doc, problems = parse_yaml(text, str(path))

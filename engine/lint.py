@@ -47,6 +47,12 @@ if TYPE_CHECKING:
 
 SAMPLES_PER_KIND = 1500
 SAMPLES_PER_RULE = 200
+# Every aimed case is decided against every rule of its kind, so the aimed
+# cases of a kind get a budget of AIMED_WORK rule evaluations: kinds up to 100
+# rules get the full SAMPLES_PER_RULE, larger ones fewer per rule (never under
+# MIN_PER_RULE), which keeps 3,000 rules within minutes instead of hours.
+AIMED_WORK = 2_000_000
+MIN_PER_RULE = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,9 +113,11 @@ def _run_kind(compiled: CompiledPolicy, kind: str) -> _KindStats:
     sampler = Sampler(compiled)
     cases = sampler.cases(kind, names_, SAMPLES_PER_KIND)
     ranked = [r.cond for r in ck.ranked]
+    per_rule = max(MIN_PER_RULE, min(SAMPLES_PER_RULE, AIMED_WORK // max(1, len(ranked)) ** 2))
     for i, rule in enumerate(ck.ranked):  # cases aimed at each rule: the rules above it fail
-        cases += sampler.cases(kind, names_, SAMPLES_PER_RULE, sampler.aiming(ranked[:i], rule.cond),
+        cases += sampler.cases(kind, names_, per_rule, sampler.aiming(ranked[:i], rule.cond),
                                salt=rule.rule.id)
+    priority = ck.kind.combine == "priority"
     for case in cases:
         try:
             decision = engine.decide(case)
@@ -122,15 +130,32 @@ def _run_kind(compiled: CompiledPolicy, kind: str) -> _KindStats:
             stats.decided[winner] += 1
         elif winner == f"{kind}:otherwise" and stats.gap is None:
             stats.gap = case
-        for rule in decision.matched:
-            if rule != winner and winner in outcome:
-                stats.beaten_by.setdefault(rule, Counter())[winner] += 1
-        for a in decision.matched:
-            for b in decision.matched:
-                if a < b and rank[a] == rank[b] and outcome[a] != outcome[b] \
-                        and ck.kind.combine == "priority":
-                    stats.overlaps.setdefault((a, b), case)
+        if winner in outcome:
+            for rule in decision.matched:
+                if rule != winner:
+                    beaten = stats.beaten_by.get(rule)
+                    if beaten is None:
+                        beaten = stats.beaten_by[rule] = Counter()
+                    beaten[winner] += 1
+        if priority:
+            _overlaps(stats, decision.matched, rank, outcome, case)
     return stats
+
+
+def _overlaps(stats: _KindStats, matched: list[str], rank: dict[str, Any], outcome: dict[str, str],
+              case: dict[str, Any]) -> None:
+    """Record pairs of matched rules ranked equal that decide differently (grouped by rank,
+    so many matches that are ranked apart cost nothing)."""
+    by_rank: dict[Any, list[str]] = {}
+    for rule in matched:
+        by_rank.setdefault(rank[rule], []).append(rule)
+    for group in by_rank.values():
+        if len(group) < 2 or len({outcome[r] for r in group}) < 2:
+            continue
+        for a in group:
+            for b in group:
+                if a < b and outcome[a] != outcome[b]:
+                    stats.overlaps.setdefault((a, b), case)
 
 
 def _kind_findings(compiled: CompiledPolicy, kind: str) -> list[Finding]:

@@ -17,11 +17,13 @@ from typing import Any
 
 from engine import schemas
 from engine._yaml import Document, json_path, parse_yaml, scalar_position
+from engine.contained import FileRefused, read_inside
 from engine.errors import Diagnostic, PolicyError
 from engine.expressions import syntax
 from engine.expressions import types as t
 from engine.expressions.checker import check
 from engine.expressions.syntax import ExprError
+from engine.limits import bad_text, shown_text
 from engine.location import SourceLocation
 from engine.model import Action, Check, Derived, Expr, FactDecl, Kind, OutOfScope, Policy, Rule
 from engine.money import MINOR_UNITS
@@ -77,10 +79,18 @@ class _Builder:
             typ = t.list_of(t.record({k: f.type for k, f in fields.items()}))
         else:
             typ = _SCALAR_TYPES[kind]
-        bounds = {k: Decimal(str(spec[k])) for k in ("minimum", "maximum") if k in spec}
+        bounds = {k: self.bound(spec[k], (*path, k)) for k in ("minimum", "maximum") if k in spec}
         return FactDecl(name, typ, spec["meaning"], self.doc.loc(path), fields=MappingProxyType(fields),
                         example=spec.get("example"), clause=spec.get("clause"),
                         clause_location=self.doc.loc((*path, "clause")), **bounds)
+
+    def bound(self, raw: Any, path: tuple[Any, ...]) -> Decimal | None:
+        """A ``minimum``/``maximum``: a finite number in the range cases may use."""
+        value = Decimal(str(raw)) if not isinstance(raw, bool) and isinstance(raw, (int, float, Decimal)) else None
+        if value is None or not value.is_finite() or (value and value.adjusted() >= 15):
+            self.error("schema", f"{path[-1]} must be a finite number below 10**15, found {raw}", path)
+            return None
+        return value
 
     # --- expressions -----------------------------------------------------------
     def expr(self, path: tuple[Any, ...], want: str | None = None) -> Expr | None:
@@ -208,10 +218,9 @@ class _Builder:
     def source(self) -> str:
         source_path = self.path.parent / self.data["source"]["file"]
         try:
-            return source_path.read_text(encoding="utf-8")
-        except OSError as err:
-            self.error("file", f"cannot read the source text {source_path}: {err.strerror}",
-                       ("source", "file"))
+            return read_inside(source_path, self.path.parent)
+        except FileRefused as err:
+            self.error("file", f"cannot read the source text {source_path}: {err.reason}", ("source", "file"))
             return ""
 
     def names(self) -> None:
@@ -229,6 +238,10 @@ class _Builder:
         for path, name, pattern in checks:
             if not pattern.fullmatch(name):
                 self.error("schema", f"{name!r} is not a valid name (expected {pattern.pattern})", path)
+        version = self.data["version"]
+        if not re.fullmatch(r"[^\x00-\x1f\x7f]{1,100}", version) or bad_text(version):
+            self.error("schema", f"version {shown_text(version)} must be at most 100 printable "
+                       "characters (no control characters)", ("version",))
 
     def build(self) -> Policy:
         self.names()
@@ -297,10 +310,10 @@ def _topological(deps: dict[str, set[str]], on_cycle: Any) -> list[str]:
 
 def read_document(path: Path) -> tuple[Document | None, list[Diagnostic]]:
     """Read and parse a YAML (or JSON) file into a located document."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        return None, [Diagnostic("file", f"cannot read {path}: {err}", SourceLocation(str(path)))]
+    try:  # a policy.yaml linked to a file outside its directory is not read (nor quoted)
+        text = read_inside(path, path.parent)
+    except FileRefused as err:
+        return None, [Diagnostic("file", str(err), SourceLocation(str(path)))]
     return parse_yaml(text, str(path))
 
 

@@ -8,7 +8,9 @@ the CLI uses):
   decision or the diagnostics of that case;
 * ``GET /v1/policies`` — vendors, kinds, versions and digests;
 * ``GET /v1/policies/{vendor}/facts`` — the JSON Schema of a vendor's facts;
-* ``POST /v1/reload`` — reload the policies now;
+* ``POST /v1/reload`` — reload the policies now (off unless the server is
+  started with ``allow_reload``; with a ``reload_token``, only for a client
+  sending it as ``Authorization: Bearer``);
 * ``GET /healthz``.
 
 Input errors answer 422 with the CLI's diagnostics, a body over the size
@@ -21,22 +23,23 @@ is reported by ``/healthz`` and on stderr.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import hmac
 import json
 import logging
 import threading
 import time
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from engine import __version__
+from engine import __version__, jsonread
 from engine.engine import Engine, policy_files
 from engine.errors import Diagnostic, EngineError
 from engine.factschema import facts_schema
@@ -46,6 +49,7 @@ from engine.schemas import load_schema
 LOG = logging.getLogger("clause.service")
 MAX_BODY = 1 << 20          # 1 MiB
 MAX_BATCH = 1000
+BODY_TIMEOUT = 10.0         # seconds to receive a whole request body
 
 
 def _error(status: int, code: str, message: str, diagnostics: list[dict[str, Any]] | None = None) -> JSONResponse:
@@ -77,10 +81,13 @@ class PolicySet:
                 return False
             try:
                 fresh = Engine.load(self.root, matcher=self.matcher)
-            except EngineError as err:
+            except Exception as err:  # noqa: BLE001 - a policy must never take the service down
                 self.stamp = stamp  # do not retry the same broken files every second
-                self.last_error = [d.to_dict() for d in err.diagnostics]
-                LOG.error("policy reload failed; still serving the previous policies:\n%s", err)
+                diagnostics = err.diagnostics if isinstance(err, EngineError) else [
+                    Diagnostic("internal", f"the policies could not be loaded ({type(err).__name__}: {err})")]
+                self.last_error = [d.to_dict() for d in diagnostics]
+                LOG.error("policy reload failed; still serving the previous policies:\n%s", err,
+                          exc_info=not isinstance(err, EngineError))
                 return False
             # The swap: one reference assignment. The old engine is not closed
             # here: requests in flight may still use it; its back end is freed
@@ -116,7 +123,9 @@ def openapi() -> dict[str, Any]:
                 "summary": "Decide one case", "operationId": "decide",
                 "requestBody": {"required": True, "content": {"application/json": {"schema": ref("Case")}}},
                 "responses": {"200": {"description": "The decision", "content": {"application/json": {"schema": ref("Decision")}}},
-                              "413": {"description": "Body too large"}, "422": error}}},
+                              "408": {"description": "Body not received in time"},
+                              "413": {"description": "Body too large"}, "422": error,
+                              "503": {"description": "The decision log is busy; retry after Retry-After seconds"}}}},
             "/v1/decide/batch": {"post": {
                 "summary": "Decide a list of cases", "operationId": "decideBatch",
                 "requestBody": {"required": True, "content": {"application/json": {
@@ -132,8 +141,9 @@ def openapi() -> dict[str, Any]:
                 "summary": "JSON Schema of a vendor's facts", "operationId": "facts",
                 "parameters": [{"name": "vendor", "in": "path", "required": True, "schema": {"type": "string"}}],
                 "responses": {"200": {"description": "A JSON Schema"}, "404": {"description": "Unknown vendor"}}}},
-            "/v1/reload": {"post": {"summary": "Reload the policies now", "operationId": "reload",
-                                    "responses": {"200": {"description": "Reloaded"}, "422": error}}},
+            "/v1/reload": {"post": {"summary": "Reload the policies now (with --allow-reload)", "operationId": "reload",
+                                    "responses": {"200": {"description": "Reloaded"}, "401": error, "403": error,
+                                                  "415": error, "422": error}}},
             "/healthz": {"get": {"summary": "Health", "operationId": "health",
                                  "responses": {"200": {"description": "Serving"}}}},
         },
@@ -152,13 +162,15 @@ def _embedded(schema: dict[str, Any], at: str) -> dict[str, Any]:
 
 
 def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | None = None,
-               max_body: int = MAX_BODY, watch_interval: float | None = 1.0) -> Starlette:
+               max_body: int = MAX_BODY, watch_interval: float | None = 1.0,
+               body_timeout: float = BODY_TIMEOUT, allow_reload: bool = False,
+               reload_token: str | None = None) -> Starlette:
     """The ASGI application (also usable with any ASGI server or test client)."""
     state = PolicySet(policies, matcher)
     stop = threading.Event()
     spec = openapi()
 
-    async def body_of(request: Request) -> Any:
+    async def receive(request: Request) -> bytes:
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > max_body:
             raise _Reject(413, "body_too_large", f"the body is over {max_body} bytes")
@@ -167,12 +179,20 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
             data += part
             if len(data) > max_body:
                 raise _Reject(413, "body_too_large", f"the body is over {max_body} bytes")
+        return data
+
+    async def body_of(request: Request) -> Any:
+        try:  # a slow upload must not hold a connection (and its memory) for ever
+            data = await asyncio.wait_for(receive(request), body_timeout)
+        except TimeoutError:
+            raise _Reject(408, "body_timeout", f"the body did not arrive within {body_timeout:g} s") from None
+        except ClientDisconnect:
+            raise _Reject(400, "client_disconnect", "the client went away before sending the whole body") \
+                from None
         try:
-            return json.loads(data, parse_float=Decimal)
-        except (ValueError, UnicodeDecodeError) as err:  # JSONDecodeError is a ValueError
+            return jsonread.loads(data)
+        except jsonread.JSONInputError as err:
             raise _Reject(422, "json", f"the body is not valid JSON: {err}") from err
-        except RecursionError as err:
-            raise _Reject(422, "json", "the body is not valid JSON: nested too deeply") from err
 
     def decide_one(engine: Engine, case: Any) -> tuple[dict[str, Any] | None, list[dict[str, Any]] | None]:
         try:
@@ -180,12 +200,24 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
         except EngineError as err:
             return None, [d.to_dict() for d in err.diagnostics]
         if log is not None:
-            log.write(case, decision, engine.policy_by_digest(decision.vendor, decision.policy["digest"]), "serve")
+            try:
+                log.write(case, decision, engine.policy_by_digest(decision.vendor, decision.policy["digest"]),
+                          "serve")
+            except Exception as err:
+                if not _log_busy(err):
+                    raise
+                LOG.warning("decision not logged, answered 503: %s", err)
+                return None, [Diagnostic("log_unavailable", "the decision log is busy or unavailable "
+                                         f"({err}); the decision could not be recorded, so it is not given: retry").to_dict()]
         return decision.to_dict(), None
 
     async def decide(request: Request) -> Response:
         case = await body_of(request)
         decision, diags = await run_in_threadpool(decide_one, state.engine, case)
+        if diags is not None and diags[0]["code"] == "log_unavailable":
+            reply = _error(503, "log_unavailable", diags[0]["message"], diags)
+            reply.headers["Retry-After"] = "1"
+            return reply
         if diags is not None:
             return _error(422, diags[0]["code"], diags[0]["message"], diags)
         return JSONResponse(decision)
@@ -219,7 +251,10 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
             return _error(404, "case", f"unknown vendor {request.path_params['vendor']!r}")
         return JSONResponse(facts_schema(versions[-1]))
 
-    async def reload(_: Request) -> Response:
+    async def reload(request: Request) -> Response:
+        refused = _reload_refusal(request, allow_reload, reload_token)
+        if refused is not None:
+            return refused
         changed = await run_in_threadpool(state.reload, True)
         if state.last_error and not changed:
             return _error(422, state.last_error[0]["code"], "the new policies are invalid; the previous ones "
@@ -239,6 +274,9 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
         return _error(exc.status, exc.code, exc.message)
 
     async def on_crash(_: Request, exc: Exception) -> Response:
+        if isinstance(exc, ClientDisconnect):  # nobody is left to answer; not an error of ours
+            LOG.info("client disconnected before its answer")
+            return _error(400, "client_disconnect", "the client went away")
         LOG.exception("internal error", exc_info=exc)
         return _error(500, "internal", "internal error; see the server log")
 
@@ -268,6 +306,39 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
     ], exception_handlers={_Reject: on_reject, Exception: on_crash}, lifespan=lifespan)
     app.state.policies = state
     return app
+
+
+def _log_busy(err: Exception) -> bool:
+    """A log write that failed because the database is locked, busy or unreachable (retryable)."""
+    import sqlite3  # noqa: PLC0415
+
+    if isinstance(err, sqlite3.OperationalError):
+        return True
+    return type(err).__module__.split(".")[0] in ("psycopg", "psycopg2") and type(err).__name__ in (
+        "OperationalError", "LockNotAvailable", "QueryCanceled", "SerializationFailure", "DeadlockDetected")
+
+
+def _reload_refusal(request: Request, allowed: bool, token: str | None) -> Response | None:
+    """Why ``POST /v1/reload`` is refused (a response), or None when it may run.
+
+    Off unless the server was started with ``--allow-reload``; with a token
+    it also needs ``Authorization: Bearer TOKEN``. Only a JSON (or absent)
+    content type is accepted: an HTML form cannot post one across sites.
+    """
+    if not allowed:
+        return _error(403, "reload_disabled", "POST /v1/reload is off; start the server with "
+                      "--allow-reload (policies still reload when their files change)")
+    if token is not None:
+        sent = request.headers.get("authorization", "")
+        if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+            reply = _error(401, "unauthorized", "POST /v1/reload needs the header "
+                           "'Authorization: Bearer <CLAUSE_RELOAD_TOKEN>'")
+            reply.headers["WWW-Authenticate"] = "Bearer"
+            return reply
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind not in ("", "application/json"):
+        return _error(415, "content_type", f"POST /v1/reload takes no body or a JSON one, not {kind!r}")
+    return None
 
 
 class _Reject(Exception):

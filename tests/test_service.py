@@ -589,7 +589,16 @@ def test_broken_edit_keeps_previous_policies(own_server: Server) -> None:
     assert "reload failed" in own_server.server_log()
 
 
-def test_post_reload(own_server: Server) -> None:
+@pytest.fixture()
+def reload_server(tmp_path: Path) -> Iterator[Server]:
+    """A server of this test alone, with ``POST /v1/reload`` enabled."""
+    srv = start_server(tmp_path, "--allow-reload")
+    yield srv
+    stop(srv.proc)
+
+
+def test_post_reload(reload_server: Server) -> None:
+    own_server = reload_server
     ok = own_server.post("/v1/reload")
     assert ok.status == 200 and ok.json()["ok"] is True
     edit_refund(own_server.policies, "first_monthly_fee")

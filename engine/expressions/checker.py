@@ -19,6 +19,7 @@ from engine.expressions import types as t
 from engine.expressions.functions import FUNCTIONS, SPECIAL
 from engine.expressions.syntax import ExprError
 from engine.expressions.types import Type
+from engine.limits import MAX_YEAR, MIN_YEAR, decimal_problem, parse_decimal
 
 _ORDERED = ("integer", "decimal", "money", "date", "datetime", "duration")
 
@@ -213,6 +214,8 @@ class _Checker:
                 value = datetime.fromisoformat(arg.value)
                 if value.tzinfo is None:  # type: ignore[attr-defined]
                     raise ValueError("a datetime literal needs a UTC offset")
+            if not arg.value.isascii() or not MIN_YEAR <= value.year <= MAX_YEAR:  # type: ignore[attr-defined]
+                raise ValueError(f"only ASCII digits and the years {MIN_YEAR}-{MAX_YEAR} are supported")
         except ValueError as err:
             raise ExprError("expr_type", f"bad {node.func} literal {arg.value!r}: {err}", arg.start) from err
         self.out.constants[id(node)] = value
@@ -224,12 +227,13 @@ class _Checker:
         value = arg.value if isinstance(arg, s.Literal) else None
         if isinstance(value, bool) or not isinstance(value, (int, Decimal, str)):
             raise ExprError("expr_type", "money() takes one number, e.g. money('25.00')", node.start)
-        try:
-            amount = Decimal(value)
-        except ArithmeticError:
-            raise ExprError("expr_type", f"bad money literal {value!r}", node.start) from None
-        if not amount.is_finite() or len(amount.as_tuple().digits) > 30:
-            raise ExprError("expr_type", f"bad money literal {value!r}", node.start)
+        try:  # bounded like a case's amounts, before anything converts it
+            amount = parse_decimal(value) if isinstance(value, str) else Decimal(value)
+            problem = decimal_problem(amount)
+        except ValueError as err:
+            problem = str(err)
+        if problem:
+            raise ExprError("expr_type", f"bad money literal {value!r}: {problem}", node.start)
         self.out.constants[id(node)] = amount
         return t.MONEY
 

@@ -62,11 +62,15 @@ class _Gen:
             return self.consts.name(v)
         return repr(str(v))
 
-    def gen_name(self, node: s.Name) -> str:
+    def holder(self, name: str) -> str:
+        """The dict ``name`` is read from: the innermost ``where`` record having it, else the facts."""
         for var, fields in zip(reversed(self.scopes), reversed(self.scope_fields), strict=True):
-            if node.name in fields:
-                return f"{var}[{node.name!r}]"
-        return f"f[{node.name!r}]"
+            if name in fields:
+                return var
+        return "f"
+
+    def gen_name(self, node: s.Name) -> str:
+        return f"{self.holder(node.name)}[{node.name!r}]"
 
     def gen_attr(self, node: s.Attr) -> str:
         obj = self.gen(node.obj)
@@ -116,7 +120,7 @@ class _Gen:
         if node.func == "has":
             arg = node.args[0]
             assert isinstance(arg, s.Name)
-            return f"({arg.name!r} in f)"
+            return f"({arg.name!r} in {self.holder(arg.name)})"
         if node.func in ("date", "datetime", "money"):
             return self.consts.name(self.checked.constants[id(node)])
         args = [self.gen(a) for a in node.args]

@@ -94,6 +94,8 @@ def _scaled(value: Any, scale: int) -> int:
     keeps every <, =, > against the constants exact.
     """
     n = Decimal(value).scaleb(scale, context=_WIDE)  # exact: no rounding to 34 digits
+    if abs(n) >= MAX_SAFE:  # clamp before math.floor builds a huge int
+        return MAX_SAFE if n > 0 else -MAX_SAFE
     floor = math.floor(n)
     out = 2 * floor + (0 if n == floor else 1)
     # Beyond every constant (they are checked to stay below MAX_SAFE / 2).
@@ -204,8 +206,7 @@ class _KindRuleset:
                     message = self.core.complete_and_start_action(self.handle, state)
             finally:
                 self.core.delete_state(self.handle, "0")
-        fired.sort()
-        return fired
+        return sorted(set(fired))  # an $or fires once per true branch
 
 
 def _check_numbers(node: Any) -> None:

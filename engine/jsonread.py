@@ -1,0 +1,55 @@
+"""Strict JSON for cases: the same reading over HTTP, in batch files and in diff inputs.
+
+Python's ``json`` keeps the last of two equal keys (``{"a":true,"a":false}``
+silently becomes ``false``), reads ``NaN`` and ``Infinity``, and turns
+numbers into binary floats. Cases are read here instead: a repeated key is
+refused with its name, non-standard constants are refused, and every number
+with a fraction or exponent becomes an exact ``Decimal`` (its size is
+checked later, against the fact's declared type, without converting it).
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+
+class JSONInputError(ValueError):
+    """The text is not strict JSON; the message says where or which key."""
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            shown = key.encode("utf-8", "backslashreplace").decode("utf-8")
+            raise JSONInputError(f"duplicate key {shown!r}: each key may appear once in an object")
+        out[key] = value
+    return out
+
+
+def _no_constant(name: str) -> Any:
+    raise JSONInputError(f"{name} is not a JSON number")
+
+
+def loads(text: str | bytes) -> Any:
+    """Parse strict JSON (see the module docstring).
+
+    Raises:
+        JSONInputError: invalid JSON, a duplicate key, NaN/Infinity, an integer
+        too long to read, or nesting too deep — never another exception type.
+    """
+    try:
+        return json.loads(text, parse_float=Decimal, object_pairs_hook=_no_duplicates,
+                          parse_constant=_no_constant)
+    except JSONInputError:
+        raise
+    except json.JSONDecodeError as err:
+        raise JSONInputError(f"{err.msg} (line {err.lineno}, column {err.colno})") from None
+    except UnicodeDecodeError as err:
+        raise JSONInputError(f"the text is not UTF-8: {err.reason} at byte {err.start}") from None
+    except ValueError as err:  # e.g. an integer over Python's 4300-digit limit
+        raise JSONInputError(str(err).split(";")[0]) from None
+    except RecursionError:
+        raise JSONInputError("nested too deeply") from None
