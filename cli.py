@@ -275,8 +275,10 @@ def diff(old: str, new: str, cases_path: Path | None, fmt: str, matcher: str) ->
               help="Decision log: a SQLite file or a postgresql:// URL.")
 @click.option("--no-log", is_flag=True, help="Do not record decisions.")
 @click.option("--max-body", default=1 << 20, show_default=True, type=int, help="Largest request body, in bytes.")
+@click.option("--open", "open_page", is_flag=True, help="Open the workbench page in a browser.")
+@click.option("--no-workbench", is_flag=True, help="Serve the JSON API only: no page, editor or batch upload.")
 def serve(host: str, port: int, policies: Path | None, matcher: str, log_target: str, no_log: bool,
-          max_body: int) -> None:
+          max_body: int, open_page: bool, no_workbench: bool) -> None:
     """Serve decisions over HTTP (OpenAPI at /openapi.json); reloads policies when they change."""
     import uvicorn  # noqa: PLC0415 - only this verb needs the server
 
@@ -284,9 +286,13 @@ def serve(host: str, port: int, policies: Path | None, matcher: str, log_target:
 
     log = None if no_log else _open_log(log_target, "text")
     try:
-        app = create_app(policies or default_policies_dir(), matcher=matcher, log=log, max_body=max_body)
+        app = create_app(policies or default_policies_dir(), matcher=matcher, log=log, max_body=max_body,
+                         workbench=not no_workbench)
     except EngineError as err:
         fail(err, "text")
+    if open_page and not no_workbench:
+        from engine.workbench import open_browser  # noqa: PLC0415
+        open_browser(host, port)
     try:
         uvicorn.run(app, host=host, port=port, log_level="info")
     finally:

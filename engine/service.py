@@ -42,6 +42,7 @@ from engine.errors import Diagnostic, EngineError
 from engine.factschema import facts_schema
 from engine.log import DecisionLog
 from engine.schemas import load_schema
+from engine.workbench import routes as workbench_routes
 
 LOG = logging.getLogger("clause.service")
 MAX_BODY = 1 << 20          # 1 MiB
@@ -152,8 +153,13 @@ def _embedded(schema: dict[str, Any], at: str) -> dict[str, Any]:
 
 
 def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | None = None,
-               max_body: int = MAX_BODY, watch_interval: float | None = 1.0) -> Starlette:
-    """The ASGI application (also usable with any ASGI server or test client)."""
+               max_body: int = MAX_BODY, watch_interval: float | None = 1.0,
+               workbench: bool = True) -> Starlette:
+    """The ASGI application (also usable with any ASGI server or test client).
+
+    ``workbench`` adds the web page at ``/``, ``/docs`` and their endpoints
+    (:mod:`engine.workbench`).
+    """
     state = PolicySet(policies, matcher)
     stop = threading.Event()
     spec = openapi()
@@ -265,6 +271,7 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
         Route("/v1/reload", reload, methods=["POST"]),
         Route("/healthz", health, methods=["GET"]),
         Route("/openapi.json", spec_doc, methods=["GET"]),
+        *(workbench_routes(lambda: state.engine, max_body) if workbench else []),
     ], exception_handlers={_Reject: on_reject, Exception: on_crash}, lifespan=lifespan)
     app.state.policies = state
     return app
