@@ -80,7 +80,7 @@ def check(engine: Engine, original: CompiledPolicy, text: str) -> tuple[Compiled
 
 def run_tests(engine: Engine, original: CompiledPolicy, edited: CompiledPolicy) -> list[dict[str, Any]]:
     """The original policy's tests, decided by the edited policy."""
-    files = find_test_files(Path(original.policy.file).parent / "tests")
+    files = find_test_files(Path(original.policy.file).parent)
     trial = Engine([edited, *_others(engine, original.policy.vendor, original.policy.digest)],
                    engine.matcher_name)
     out = []

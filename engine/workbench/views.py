@@ -145,7 +145,7 @@ def decision_table(compiled: CompiledPolicy, kind: str) -> dict[str, Any]:
 def coverage(engine: Engine, compiled: CompiledPolicy) -> dict[str, Any]:
     """The rules and branches the policy's own tests (``<policy dir>/tests``) exercise."""
     policy = compiled.policy
-    files = find_test_files(Path(policy.file).parent / "tests") if policy.file else []
+    files = find_test_files(Path(policy.file).parent) if policy.file else []
     cov = Coverage()
     mine = cov.add_policy(compiled)
     failed = total = 0

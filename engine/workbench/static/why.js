@@ -23,13 +23,20 @@ export function renderWhy(stepsList, sourcePre, sourceTitle, result) {
   const { steps, reasons, source } = result;
   sourceTitle.textContent = `Vendor's terms (${source.file})`;
   const reasonRules = new Set(reasons.map((r) => r.rule));
-  const marks = [];
+  // Several rules may quote one clause: one mark per clause, naming all of them.
+  const bySpan = new Map();
   for (const s of steps) {
-    if (s.span) {
-      const cls = reasonRules.has(s.rule) ? "reason" : `clause-${s.status}`;
-      marks.push({ start: s.span[0], end: s.span[1], cls, title: `${s.rule} (${s.status})`, attrs: { "data-rule": s.rule } });
-    }
+    if (!s.span) continue;
+    const key = s.span.join(":");
+    if (!bySpan.has(key)) bySpan.set(key, { start: s.span[0], end: s.span[1], steps: [] });
+    bySpan.get(key).steps.push(s);
   }
+  const marks = [...bySpan.values()].map((m) => {
+    const reason = m.steps.some((s) => reasonRules.has(s.rule));
+    return { start: m.start, end: m.end, cls: reason ? "reason" : `clause-${m.steps[0].status}`,
+      title: m.steps.map((s) => `${s.rule} (${s.status})`).join("\n"),
+      attrs: { "data-rules": m.steps.map((s) => s.rule).join(" ") } };
+  });
   markedText(sourcePre, source.text, marks);
   for (const s of steps) {
     const detail = s.status === "failed" ? `${s.condition} is false` : s.status === "unknown" ? s.detail
@@ -53,6 +60,6 @@ function focusClause(sourcePre, rule, stepsList, item) {
   for (const m of sourcePre.querySelectorAll("mark.focus")) m.classList.remove("focus");
   for (const i of stepsList.querySelectorAll(".selected")) i.classList.remove("selected");
   item.classList.add("selected");
-  const mark = sourcePre.querySelector(`mark[data-rule="${CSS.escape(rule)}"]`);
+  const mark = sourcePre.querySelector(`mark[data-rules~="${CSS.escape(rule)}"]`);
   if (mark) { mark.classList.add("focus"); mark.scrollIntoView({ block: "center", behavior: "smooth" }); }
 }
