@@ -108,16 +108,18 @@ def _j(value: Any) -> Any:
     return value if value is None or isinstance(value, (str, int, float, bool)) else str(value)
 
 
-def what_if(original: CompiledPolicy, edited: CompiledPolicy) -> dict[str, Any]:
-    """Generated cases decided by both versions: groups of changes and the money moved."""
+def what_if(original: CompiledPolicy, edited: CompiledPolicy,
+            cases: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """``cases`` (or generated ones) decided by both versions: groups of changes, money moved."""
     old, new = Engine([original]), Engine([edited])
     try:
-        cases = generated_cases(old, new)
+        generated = cases is None
+        cases = generated_cases(old, new) if cases is None else cases
         groups, moved = compare(old, new, cases)
     finally:
         old.close()
         new.close()
-    return {"cases": len(cases), "changed": sum(g.count for g in groups),
+    return {"cases": len(cases), "generated": generated, "changed": sum(g.count for g in groups),
             "groups": [{"change": g.change, "count": g.count, "amount_delta": _money(g.amount_delta),
                         "customer_delta": _money(g.customer_delta), "examples": g.examples}
                        for g in groups],
@@ -128,8 +130,13 @@ def _money(values: dict[str, Decimal]) -> dict[str, str]:
     return {c: f"{v:f}" for c, v in sorted(values.items()) if v}
 
 
-def try_change(engine: Engine, original: CompiledPolicy, text: str, with_what_if: bool) -> dict[str, Any]:
-    """Diagnostics, test results and (on request) the what-if of an edited policy text."""
+def try_change(engine: Engine, original: CompiledPolicy, text: str, with_what_if: bool,
+               cases: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Diagnostics, test results and (on request) the what-if of an edited policy text.
+
+    The what-if decides ``cases`` when given (an uploaded corpus), else
+    cases generated from both versions' facts.
+    """
     edited, diagnostics = check(engine, original, text)
     if edited is None:
         return {"ok": False, "diagnostics": diagnostics, "tests": None, "what_if": None}
@@ -140,4 +147,4 @@ def try_change(engine: Engine, original: CompiledPolicy, text: str, with_what_if
         return {"ok": False, "diagnostics": diagnostics, "tests": None, "what_if": None}
     tests = run_tests(engine, original, edited)
     return {"ok": True, "diagnostics": diagnostics, "tests": tests,
-            "what_if": what_if(original, edited) if with_what_if else None}
+            "what_if": what_if(original, edited, cases) if with_what_if else None}

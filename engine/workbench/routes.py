@@ -24,6 +24,7 @@ from engine.errors import Diagnostic, EngineError
 from engine.workbench import batchrun, editing, views
 
 MAX_BATCH_BYTES = 8 << 20
+MAX_WHAT_IF_CASES = 5000
 TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
          ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml", ".png": "image/png"}
 # The page runs only its own scripts and styles and talks only to this server.
@@ -172,10 +173,22 @@ def routes(engine_of: Callable[[], Any], max_body: int) -> list[Route]:
         return JSONResponse({"file": policy.file.rsplit("/", 1)[-1], "path": policy.file, "text": policy.text})
 
     async def try_change(request: Request) -> Response:
+        """Body: the policy text, or JSON ``{"text", "cases"}`` for a what-if on given cases."""
         compiled = compiled_of(request)
-        text = _text(await read_body(request, max_body))
+        body = await read_body(request, max_body)
         what_if = request.query_params.get("what_if") == "1"
-        return JSONResponse(await run_in_threadpool(editing.try_change, engine_of(), compiled, text, what_if))
+        cases = None
+        if request.headers.get("content-type", "").startswith("application/json"):
+            data = _json(body)
+            if not isinstance(data, dict) or not isinstance(data.get("text"), str) or not isinstance(
+                    data.get("cases", []), list) or len(data.get("cases", [])) > MAX_WHAT_IF_CASES:
+                raise Problem(422, "Bad request", f'expected {{"text": "...", "cases": [at most '
+                              f"{MAX_WHAT_IF_CASES} cases]}}")
+            text, cases = data["text"], [c for c in data.get("cases", []) if isinstance(c, dict)]
+            what_if = True
+        else:
+            text = _text(body)
+        return JSONResponse(await run_in_threadpool(editing.try_change, engine_of(), compiled, text, what_if, cases))
 
     async def batch(request: Request) -> Response:
         fmt = request.query_params.get("format", "jsonl")

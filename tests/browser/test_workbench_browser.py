@@ -13,6 +13,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -345,3 +347,72 @@ def test_markup_in_policy_texts_renders_as_text(page: Any, evil_url: str, artefa
     assert page.evaluate("window.__pwned") is None
     assert page.locator("img").count() == 0
     assert page.evaluate("[...document.scripts].every(s => s.src.includes('/workbench/static/'))")
+
+
+def test_pasted_case_and_copied_command_give_the_same_decision(page: Any, base_url: str, artefacts: Path) -> None:
+    case_file = POLICIES / "itellum" / "cases" / "return-refund.yaml"
+    open_workbench(page, base_url, "voip-provider")
+    page.click("#case-io summary")
+    page.fill("#case-text", case_file.read_text(encoding="utf-8"))
+    page.click("#load-case")
+    page.wait_for_function("() => document.querySelector('#vendor').value === 'itellum'")
+    page.wait_for_function("() => document.querySelector('[data-fact=equipment_price]')?.value === '150000.00'")
+    shown = decide(page)
+    assert shown == cli_decision(case_file)
+    page.click("#copy-command")
+    command = page.input_value("#copy-out")
+    assert command.startswith("printf '%s\\n' '") and "| clause decide - --format json" in command
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    run = subprocess.run(["bash", "-c", command], capture_output=True, text=True, cwd=ROOT, env=env, check=False)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout) == shown
+    page.click("#copy-case")
+    assert json.loads(page.input_value("#copy-out"))["facts"]["equipment_price"] == "150000.00"
+    shoot(page, artefacts, "paste-and-copy")
+
+
+def test_bounded_facts_when_the_schema_offers_them(page: Any, base_url: str, artefacts: Path) -> None:
+    """A facts schema with ``{"at_most": V}``/``{"at_least": V}`` forms gets a bound picker."""
+    def with_bounds(route: Any) -> None:
+        schema = route.fetch().json()
+        date = schema["properties"]["failed_on"]
+        bound = {"type": "object", "minProperties": 1, "additionalProperties": False,
+                 "properties": {"at_most": date, "at_least": date}}
+        schema["properties"]["failed_on"] = {"oneOf": [date, bound], "description": date.get("description")}
+        route.fulfill(json=schema)
+    page.route("**/v1/policies/itellum/facts", with_bounds)
+    open_workbench(page, base_url, "itellum", "warranty")
+    assert page.locator('[data-bound="failed_on"]').count() == 1
+    assert page.locator('[data-bound="installed_on"]').count() == 0
+    page.fill('[data-fact="installed_on"]', "2025-03-01")
+    page.select_option('[data-bound="failed_on"]', "at_most")
+    page.fill('[data-fact="failed_on"]', "2025-03-05")
+    page.click("#case-io summary")
+    page.click("#copy-case")
+    facts = json.loads(page.input_value("#copy-out"))["facts"]
+    assert facts == {"installed_on": "2025-03-01", "failed_on": {"at_most": "2025-03-05"}}
+    page.select_option('[data-bound="failed_on"]', "between")
+    page.fill('[data-fact="failed_on.upper"]', "2025-03-20")
+    page.click("#copy-case")
+    assert json.loads(page.input_value("#copy-out"))["facts"]["failed_on"] == {
+        "at_least": "2025-03-05", "at_most": "2025-03-20"}
+    shoot(page, artefacts, "bounded-fact")
+
+
+def test_what_if_on_uploaded_cases(page: Any, base_url: str, artefacts: Path, tmp_path: Path) -> None:
+    case = read_case(POLICIES / "itellum" / "cases" / "warranty-day-8.yaml")
+    cases = tmp_path / "mine.jsonl"
+    cases.write_text("\n".join(json.dumps(dict(case, id=f"W-{d}", facts=dict(case["facts"], failed_on=f"2025-03-{d:02d}")))
+                               for d in range(1, 21)) + "\n", encoding="utf-8")
+    open_workbench(page, base_url, "itellum")
+    page.click("[data-tab=editor]")
+    page.wait_for_function("() => document.querySelector('#tests-summary').textContent.includes('passed')")
+    type_over(page, "days_in_service < 8 and damage_cause == 'factory'", "days_in_service < 10 and damage_cause == 'factory'")
+    page.set_input_files("#what-if-cases", str(cases))
+    assert page.text_content("#what-if") == "Run what-if on 20 uploaded cases"
+    page.click("#what-if")
+    page.wait_for_selector("[data-testid=what-if-summary]")
+    # Failures on days 8 and 9 now get an immediate replacement instead of the workshop.
+    assert page.text_content("[data-testid=what-if-summary]").startswith("20 uploaded cases, 2 change")
+    assert "repair → replace" in page.text_content("#what-if-result table")
+    shoot(page, artefacts, "what-if-uploaded")

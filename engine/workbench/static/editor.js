@@ -5,7 +5,7 @@ import { el, clear, api, debounce, download, diagnosticText } from "./util.js";
 import { onTab } from "./tabs.js";
 
 const $ = (id) => document.getElementById(id);
-const ed = { vendor: null, original: "", file: "policy.yaml", seq: 0 };
+const ed = { vendor: null, original: "", file: "policy.yaml", seq: 0, cases: null };
 
 function gutterLines(count) {
   const gutter = $("gutter");
@@ -72,7 +72,7 @@ function showWhatIf(w) {
   clear(box);
   box.classList.remove("muted");
   const moved = Object.entries(w.moved).map(([c, v]) => `${v} ${c}`).join(", ") || "none";
-  box.append(el("p", { "data-testid": "what-if-summary", text: `${w.cases} generated cases, ${w.changed} change; money moved (vendor pays): ${moved}` }));
+  box.append(el("p", { "data-testid": "what-if-summary", text: `${w.cases} ${w.generated ? "generated" : "uploaded"} cases, ${w.changed} change; money moved (vendor pays): ${moved}` }));
   const table = el("table", { class: "table" }, el("thead", {}, el("tr", {},
     ["cases", "change", "vendor pays Δ", "customer pays Δ", "e.g."].map((h) => el("th", { text: h })))));
   const body = el("tbody");
@@ -86,24 +86,37 @@ function showWhatIf(w) {
 }
 
 async function check(withWhatIf) {
+  const text = $("policy-text").value;
   const seq = ++ed.seq;
-  $("editor-status").textContent = withWhatIf ? "Deciding generated cases under both versions…" : "Checking…";
+  $("editor-status").textContent = withWhatIf ? "Deciding cases under both versions…" : "Checking…";
   try {
     const url = `/workbench/api/policies/${encodeURIComponent(ed.vendor)}/try${withWhatIf ? "?what_if=1" : ""}`;
-    const result = await api("POST", url, $("policy-text").value, "text/plain");
-    if (seq !== ed.seq) return;  // a newer edit is being checked
+    const result = withWhatIf && ed.cases
+      ? await api("POST", url, { text, cases: ed.cases })
+      : await api("POST", url, text, "text/plain");
+    if (text !== $("policy-text").value) return;  // the text changed meanwhile: a newer check follows
     showDiagnostics(result.diagnostics);
     showTests(result.tests);
     if (result.what_if) showWhatIf(result.what_if);
     else if (withWhatIf) $("what-if-result").textContent = "Fix the errors first.";
-    $("editor-status").textContent = result.ok ? "Checked." : "The edited policy has errors.";
+    if (seq === ed.seq) $("editor-status").textContent = result.ok ? "Checked." : "The edited policy has errors.";
     document.body.dataset.checked = String(seq);
   } catch (err) {
-    if (seq === ed.seq) $("editor-status").textContent = `Check failed: ${err.message}`;
+    if (text === $("policy-text").value) $("editor-status").textContent = `Check failed: ${err.message}`;
   }
 }
 
 const checkSoon = debounce(() => check(false), 400);
+
+// Cases from a JSON Lines file, or a JSON array (or one case) in a .json file.
+function parseCases(text) {
+  const trimmed = text.trim();
+  if (trimmed.startsWith("[")) return JSON.parse(trimmed);
+  if (trimmed.startsWith("{") && !trimmed.includes("\n{")) return [JSON.parse(trimmed)];
+  return trimmed.split("\n").filter((l) => l.trim()).map((line, i) => {
+    try { return JSON.parse(line); } catch { throw new Error(`line ${i + 1} is not JSON`); }
+  });
+}
 
 function wire() {
   const area = $("policy-text");
@@ -117,6 +130,24 @@ function wire() {
     }
   });
   $("what-if").addEventListener("click", () => check(true));
+  $("what-if-cases").addEventListener("change", async (e) => {
+    const file = e.target.files[0];
+    e.target.value = "";
+    if (!file) return;
+    try {
+      ed.cases = parseCases(await file.text());
+    } catch (err) {
+      $("editor-status").textContent = `${file.name}: ${err.message}`;
+      return;
+    }
+    $("what-if").textContent = `Run what-if on ${ed.cases.length} uploaded cases`;
+    $("what-if-generated").hidden = false;
+  });
+  $("what-if-generated").addEventListener("click", () => {
+    ed.cases = null;
+    $("what-if").textContent = "Run what-if";
+    $("what-if-generated").hidden = true;
+  });
   $("download-policy").addEventListener("click", () => download(ed.file, area.value, "application/yaml"));
   $("reset-policy").addEventListener("click", () => { area.value = ed.original; area.dispatchEvent(new Event("input")); });
 }

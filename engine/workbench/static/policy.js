@@ -1,6 +1,6 @@
 // The policy at a glance: a kind as a decision table with test coverage, and
 // the source map (every sentence of source.txt coloured by what covers it).
-import { el, clear, api } from "./util.js";
+import { el, clear, api, shortLocation } from "./util.js";
 import { onTab } from "./tabs.js";
 import { markedText } from "./why.js";
 
@@ -24,7 +24,7 @@ function renderTable(table, data, cov) {
     const extras = [...Object.entries(r.fees).map(([n, e]) => `fee ${n} = ${e}`),
       ...Object.entries(r.deadlines).map(([n, e]) => `deadline ${n} = ${e}`)];
     body.append(el("tr", { "data-rule": r.rule, class: r.override ? "override" : "", title: `${r.clause}\n\nwhen: ${r.when}` },
-      el("td", { text: r.rank }), el("td", {}, el("strong", { text: r.rule }), el("div", { class: "muted small", text: r.location })),
+      el("td", { text: r.rank }), el("td", {}, el("strong", { text: r.rule }), el("div", { class: "muted small", text: shortLocation(r.location), title: r.location })),
       data.columns.map((c) => cell(r.cells[c])),
       el("td", {}, el("span", { class: `outcome outcome-${r.outcome}`, text: r.outcome })),
       el("td", {}, r.amount ? el("code", { text: r.amount }) : "—"),

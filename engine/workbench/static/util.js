@@ -96,3 +96,8 @@ export function diagnosticText(d) {
   const where = d.line ? `${d.file || ""}:${d.line}:${d.column || 1}: ` : (d.path ? `${d.path}: ` : "");
   return `${where}${d.code}: ${d.message}${d.hint ? ` (hint: ${d.hint})` : ""}`;
 }
+
+// "/long/path/policies/itellum/policy.yaml:464:9" → "itellum/policy.yaml:464:9".
+export function shortLocation(location) {
+  return String(location || "").split("/").slice(-2).join("/");
+}

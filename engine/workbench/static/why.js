@@ -1,6 +1,6 @@
 // The explanation: every rule of the kind in decision order, and the vendor's
 // text with the deciding clauses highlighted in place.
-import { el, clear } from "./util.js";
+import { el, clear, shortLocation } from "./util.js";
 
 // Render `text` into `pre` with `marks` ([{start, end, cls, title, attrs}]) as <mark>s.
 export function markedText(pre, text, marks) {
@@ -47,7 +47,7 @@ export function renderWhy(stepsList, sourcePre, sourceTitle, result) {
         el("span", { class: `status status-${s.status}`, text: s.status })),
       el("div", { class: "step-detail", text: detail || "" }),
       s.status === "failed" && s.detail ? el("div", { class: "values", text: `compared: ${s.detail}` }) : null,
-      el("div", { class: "muted small", text: s.location }));
+      el("div", { class: "muted small", text: shortLocation(s.location), title: s.location }));
     item.addEventListener("click", () => focusClause(sourcePre, s.rule, stepsList, item));
     item.addEventListener("keydown", (e) => { if (e.key === "Enter") focusClause(sourcePre, s.rule, stepsList, item); });
     stepsList.append(item);
