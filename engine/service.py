@@ -42,7 +42,7 @@ from engine.errors import Diagnostic, EngineError
 from engine.factschema import facts_schema
 from engine.log import DecisionLog
 from engine.schemas import load_schema
-from engine.workbench import routes as workbench_routes
+from engine.workbench import make_routes as workbench_routes
 
 LOG = logging.getLogger("clause.service")
 MAX_BODY = 1 << 20          # 1 MiB

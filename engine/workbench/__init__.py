@@ -13,9 +13,9 @@ import threading
 import time
 import webbrowser
 
-from engine.workbench.routes import routes
+from engine.workbench.routes import make_routes
 
-__all__ = ["open_browser", "routes"]
+__all__ = ["make_routes", "open_browser"]
 
 
 def open_browser(host: str, port: int, timeout: float = 30.0) -> threading.Thread:

@@ -104,7 +104,7 @@ def plain(value: Any) -> Any:
     return value
 
 
-def routes(engine_of: Callable[[], Any], max_body: int) -> list[Route]:
+def make_routes(engine_of: Callable[[], Any], max_body: int) -> list[Route]:
     """The workbench's routes; ``engine_of`` returns the engine now in service."""
     files = assets()
 

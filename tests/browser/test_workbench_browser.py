@@ -333,16 +333,19 @@ def test_markup_in_policy_texts_renders_as_text(page: Any, evil_url: str, artefa
     assert "<script>" in decision["reasons"][0]["text"] and "<script>" in decision["reasons"][0]["clause"]
     assert "<script>" in page.text_content("[data-testid=reason]")
     assert "<script>" in page.text_content("#card blockquote")
+    shoot(page, artefacts, "markup-as-text-card")
     page.click("[data-tab=why]")
     assert "<script>" in page.text_content("#why-source mark.reason")
+    shoot(page, artefacts, "markup-as-text-why")
     page.click("[data-tab=policy]")
     page.wait_for_selector("body[data-policy-shown]")
     assert "<script>" in page.text_content("#source-map")
+    shoot(page, artefacts, "markup-as-text-source-map")
     page.select_option("#kind", "return")
     page.wait_for_selector("#decision-table tr[data-rule='return-not-applicable']")
     page.click("[data-tab=editor]")
     page.wait_for_function("() => document.querySelector('#policy-text').value.includes('<script>')")
-    shoot(page, artefacts, "markup-as-text")
+    shoot(page, artefacts, "markup-as-text-editor")
     # Nothing ran and nothing was parsed as markup: only the page's own script elements exist.
     assert page.evaluate("window.__pwned") is None
     assert page.locator("img").count() == 0

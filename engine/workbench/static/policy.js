@@ -26,7 +26,7 @@ function renderTable(table, data, cov) {
     body.append(el("tr", { "data-rule": r.rule, class: r.override ? "override" : "", title: `${r.clause}\n\nwhen: ${r.when}` },
       el("td", { text: r.rank }), el("td", {}, el("strong", { text: r.rule }), el("div", { class: "muted small", text: shortLocation(r.location), title: r.location })),
       data.columns.map((c) => cell(r.cells[c])),
-      el("td", {}, el("span", { class: `outcome outcome-${r.outcome}`, text: r.outcome })),
+      el("td", {}, el("span", { class: `outcome outcome-${r.outcome}`, text: r.outcome.replace(/_/g, " ") })),
       el("td", {}, r.amount ? el("code", { text: r.amount }) : "—"),
       el("td", {}, r.customer_pays ? el("code", { text: r.customer_pays }) : "—"),
       el("td", {}, extras.map((x) => el("div", {}, el("code", { text: x })))),
@@ -36,7 +36,7 @@ function renderTable(table, data, cov) {
     if (!r.plain_and) body.lastChild.classList.add("disjunction");
   }
   body.append(el("tr", { class: "otherwise" }, el("td", { text: "—" }), el("td", { text: "otherwise" }),
-    data.columns.map(() => el("td")), el("td", {}, el("span", { class: `outcome outcome-${data.otherwise}`, text: data.otherwise })),
+    data.columns.map(() => el("td")), el("td", {}, el("span", { class: `outcome outcome-${data.otherwise}`, text: data.otherwise.replace(/_/g, " ") })),
     el("td"), el("td"), el("td"), el("td"), el("td")));
   table.append(body);
 }
