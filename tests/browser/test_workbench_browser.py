@@ -412,7 +412,7 @@ def test_what_if_on_uploaded_cases(page: Any, base_url: str, artefacts: Path, tm
     page.wait_for_function("() => document.querySelector('#tests-summary').textContent.includes('passed')")
     type_over(page, "days_in_service < 8 and damage_cause == 'factory'", "days_in_service < 10 and damage_cause == 'factory'")
     page.set_input_files("#what-if-cases", str(cases))
-    assert page.text_content("#what-if") == "Run what-if on 20 uploaded cases"
+    page.wait_for_function("() => document.querySelector('#what-if').textContent === 'Run what-if on 20 uploaded cases'")
     page.click("#what-if")
     page.wait_for_selector("[data-testid=what-if-summary]")
     # Failures on days 8 and 9 now get an immediate replacement instead of the workshop.
