@@ -268,8 +268,10 @@ def diff(old: str, new: str, cases_path: Path | None, fmt: str, matcher: str) ->
               help="Seconds a client has to send a whole request body.")
 @click.option("--allow-reload", is_flag=True,
               help="Enable POST /v1/reload (with $CLAUSE_RELOAD_TOKEN set, only for clients sending it).")
+@click.option("--open", "open_page", is_flag=True, help="Open the workbench page in a browser.")
+@click.option("--no-workbench", is_flag=True, help="Serve the JSON API only: no page, editor or batch upload.")
 def serve(host: str, port: int, policies: Path | None, matcher: str, log_target: str | None, no_log: bool,
-          max_body: int, body_timeout: float, allow_reload: bool) -> None:
+          max_body: int, body_timeout: float, allow_reload: bool, open_page: bool, no_workbench: bool) -> None:
     """Serve decisions over HTTP (OpenAPI at /openapi.json); reloads policies when they change."""
     import os  # noqa: PLC0415
 
@@ -283,9 +285,13 @@ def serve(host: str, port: int, policies: Path | None, matcher: str, log_target:
     try:
         app = create_app(root, matcher=matcher, log=log, max_body=max_body,
                          body_timeout=body_timeout, allow_reload=allow_reload,
-                         reload_token=os.environ.get("CLAUSE_RELOAD_TOKEN") or None)
+                         reload_token=os.environ.get("CLAUSE_RELOAD_TOKEN") or None,
+                         workbench=not no_workbench)
     except EngineError as err:
         fail(err, "text")
+    if open_page and not no_workbench:
+        from engine.workbench import open_browser  # noqa: PLC0415
+        open_browser(host, port)
     try:
         uvicorn.run(app, host=host, port=port, log_level="info")
     finally:

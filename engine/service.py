@@ -45,6 +45,7 @@ from engine.errors import Diagnostic, EngineError
 from engine.factschema import facts_schema
 from engine.log import DecisionLog
 from engine.schemas import load_schema
+from engine.workbench import make_routes as workbench_routes
 
 LOG = logging.getLogger("clause.service")
 MAX_BODY = 1 << 20          # 1 MiB
@@ -164,8 +165,12 @@ def _embedded(schema: dict[str, Any], at: str) -> dict[str, Any]:
 def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | None = None,
                max_body: int = MAX_BODY, watch_interval: float | None = 1.0,
                body_timeout: float = BODY_TIMEOUT, allow_reload: bool = False,
-               reload_token: str | None = None) -> Starlette:
-    """The ASGI application (also usable with any ASGI server or test client)."""
+               reload_token: str | None = None, workbench: bool = True) -> Starlette:
+    """The ASGI application (also usable with any ASGI server or test client).
+
+    ``workbench`` adds the web page at ``/``, ``/docs`` and their endpoints
+    (:mod:`engine.workbench`).
+    """
     state = PolicySet(policies, matcher)
     stop = threading.Event()
     spec = openapi()
@@ -303,6 +308,7 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
         Route("/v1/reload", reload, methods=["POST"]),
         Route("/healthz", health, methods=["GET"]),
         Route("/openapi.json", spec_doc, methods=["GET"]),
+        *(workbench_routes(lambda: state.engine, max_body) if workbench else []),
     ], exception_handlers={_Reject: on_reject, Exception: on_crash}, lifespan=lifespan)
     app.state.policies = state
     return app

@@ -494,9 +494,9 @@ def test_body_over_limit_chunked_is_413(small_server: Server) -> None:
     assert_diagnostics(reply, 413)
 
 
-@pytest.mark.parametrize(("method", "path"), [("GET", "/v2/decide"), ("GET", "/"), ("POST", "/v1/decide/bulk"),
+@pytest.mark.parametrize(("method", "path"), [("GET", "/v2/decide"), ("GET", "/index.php"), ("POST", "/v1/decide/bulk"),
                                               ("GET", "/v1/policies/itellum/facts/extra")],
-                         ids=["v2", "root", "bulk", "facts-extra"])
+                         ids=["v2", "unknown-page", "bulk", "facts-extra"])
 def test_unknown_route_is_404(server: Server, method: str, path: str) -> None:
     reply = request(server.url + path, method, {} if method == "POST" else None)
     assert reply.status == 404
