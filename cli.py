@@ -28,6 +28,8 @@ from engine.lint import lint_files
 from engine.testing import Coverage, find_test_files, load_tests, policy_dir_of, run_test
 from engine.loader import load_policy
 from engine.match.python import PythonMatcher
+from engine.mutate import mutate_dir, render_text as mutation_text, to_dict as mutation_dict
+from engine.mutate import total_score as mutation_score
 from engine.trace import check_trace
 
 FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
@@ -162,15 +164,19 @@ def lint(paths: tuple[Path, ...], fmt: str, policies: Path | None) -> None:
 @click.option("--coverage", is_flag=True, help="Report the rules and condition branches the tests exercise.")
 @click.option("--min-coverage", type=click.FloatRange(0, 100), default=None,
               help="Fail when rule coverage is below this percentage (implies --coverage).")
+@click.option("--mutate", is_flag=True, help="Also run the tests against every mutant of the policies.")
+@click.option("--min-mutation-score", type=click.FloatRange(0, 100), default=None,
+              help="Fail when the mutation score is below this percentage (implies --mutate).")
 @FORMAT
 @POLICIES
 @MATCHER
-def test_command(paths: tuple[Path, ...], coverage: bool, min_coverage: float | None, fmt: str,
-                 policies: Path | None, matcher: str) -> None:
+def test_command(paths: tuple[Path, ...], coverage: bool, min_coverage: float | None, mutate: bool,
+                 min_mutation_score: float | None, fmt: str, policies: Path | None, matcher: str) -> None:
     """Run policy tests (default: every policies/<vendor>/tests/*.yaml).
 
     Each test decides a case and compares the fields it expects; failures
     show expected and actual field by field with the test's FILE:LINE.
+    With --mutate, each surviving mutant is shown at FILE:LINE:COL.
     """
     roots = list(paths) or [policies or default_policies_dir()]
     files = [f for root in roots for f in find_test_files(root)]
@@ -180,6 +186,7 @@ def test_command(paths: tuple[Path, ...], coverage: bool, min_coverage: float | 
     cov = Coverage() if coverage or min_coverage is not None else None
     engines: dict[Path | None, Engine] = {}
     results = []
+    by_home: dict[Path | None, list[Any]] = {}
     for file in files:
         home = policy_dir_of(file)
         if home not in engines:
@@ -193,15 +200,21 @@ def test_command(paths: tuple[Path, ...], coverage: bool, min_coverage: float | 
         except EngineError as err:
             fail(err, fmt)
         results += [run_test(engines[home], t, cov) for t in tests]
+        by_home.setdefault(home, []).extend(tests)
     passed = sum(r.passed for r in results)
     below = cov is not None and min_coverage is not None and cov.rule_percent() < min_coverage
+    mutation = None
+    if (mutate or min_mutation_score is not None) and passed == len(results):
+        mutation = _mutation(by_home, policies, matcher, fmt)
+        below = below or (min_mutation_score is not None and mutation_score(mutation) < min_mutation_score)
     if fmt == "json":
         _echo_json({"passed": passed, "failed": len(results) - passed, "results": [
             {"name": r.test.name, "file": r.test.location.file, "line": r.test.location.line,
              "passed": r.passed, "error": r.error,
              "diffs": [{"field": f, "expected": e, "actual": a} for f, e, a in r.diffs]}
             for r in results],
-            "coverage": cov.report() if cov else None})
+            "coverage": cov.report() if cov else None,
+            **({"mutation": mutation_dict(mutation)} if mutation is not None else {})})
     else:
         for r in results:
             if not r.passed:
@@ -217,11 +230,26 @@ def test_command(paths: tuple[Path, ...], coverage: bool, min_coverage: float | 
             click.echo("\n".join(cov.report()))
             if below:
                 click.echo(f"rule coverage {cov.rule_percent():.1f}% is below --min-coverage {min_coverage}%")
+        if mutation is not None:
+            click.echo("\n".join(mutation_text(mutation)))
+            if min_mutation_score is not None and mutation_score(mutation) < min_mutation_score:
+                click.echo(f"mutation score {mutation_score(mutation):.1f}% is below "
+                           f"--min-mutation-score {min_mutation_score}%")
         click.echo(f"{passed} passed, {len(results) - passed} failed")
     for eng in engines.values():
         eng.close()
     if passed < len(results) or below:
         sys.exit(1)
+
+
+def _mutation(by_home: dict[Path | None, list[Any]], policies: Path | None, matcher: str,
+              fmt: str) -> list[Any]:
+    """Mutation reports for the policies of each tested directory."""
+    try:
+        return [r for home, tests in by_home.items()
+                for r in mutate_dir(home or policies or default_policies_dir(), tests, matcher)]
+    except EngineError as err:
+        fail(err, fmt)
 
 
 @main.command()
