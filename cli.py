@@ -660,6 +660,36 @@ def _yaml_template(blank: dict[str, Any], policy: Any) -> str:
             lines.append(f"  {name}: ")
     return "\n".join(lines)
 
+@main.command("fmt")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option("--check", is_flag=True, help="Write nothing; list the files that would change and exit 1 if any.")
+def fmt_command(paths: tuple[Path, ...], check: bool) -> None:
+    """Lay out policy, test and case files canonically, keeping comments.
+
+    PATHS are files or directories (every *.yaml under them); default
+    ./policies. Key order, indentation and flow collections are normalised;
+    every value is kept exactly as written.
+    """
+    from engine.fmt import format_file, write, yaml_files  # noqa: PLC0415 - ruamel only for fmt
+    roots = list(paths) or [Path("policies")]
+    if not paths and not roots[0].is_dir():
+        raise click.UsageError("no ./policies here: name the files or directories to format")
+    results = [format_file(f) for f in yaml_files(roots)]
+    problems = [d for r in results for d in r.problems]
+    changed = [r for r in results if r.changed]
+    for r in changed:
+        click.echo(f"would reformat {r.path}" if check else f"reformatted {r.path}")
+        if not check:
+            write(r)
+    verb = "would be reformatted" if check else "reformatted"
+    click.echo(f"{len(changed)} file(s) {verb}, {len(results) - len(changed) - len(set(d.location.file for d in problems))} "
+               "unchanged", err=True)
+    if problems:
+        report(problems, "text")
+    if problems or (check and changed):
+        sys.exit(1)
+
 
 if __name__ == "__main__":
     main()
+
