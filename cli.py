@@ -230,6 +230,8 @@ def test_command(paths: tuple[Path, ...], coverage: bool, min_coverage: float | 
             click.echo("\n".join(cov.report()))
             if below:
                 click.echo(f"rule coverage {cov.rule_percent():.1f}% is below --min-coverage {min_coverage}%")
+        if (mutate or min_mutation_score is not None) and mutation is None:
+            click.echo("mutation testing skipped: the tests must pass first")
         if mutation is not None:
             click.echo("\n".join(mutation_text(mutation)))
             if min_mutation_score is not None and mutation_score(mutation) < min_mutation_score:
@@ -674,7 +676,7 @@ def fmt_command(paths: tuple[Path, ...], check: bool) -> None:
     roots = list(paths) or [Path("policies")]
     if not paths and not roots[0].is_dir():
         raise click.UsageError("no ./policies here: name the files or directories to format")
-    results = [format_file(f) for f in yaml_files(roots)]
+    results = [format_file(f, known_only=not named) for f, named in yaml_files(roots)]
     problems = [d for r in results for d in r.problems]
     changed = [r for r in results if r.changed]
     for r in changed:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import io
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -305,26 +306,38 @@ def format_text(text: str, path: Path) -> tuple[str | None, list[Diagnostic]]:
     return result, []
 
 
-def format_file(path: Path) -> Formatted:
-    """Format one file in memory (nothing is written)."""
+def format_file(path: Path, known_only: bool = False) -> Formatted:
+    """Format one file in memory (nothing is written).
+
+    With ``known_only`` a file that is not a policy, test or case file is
+    left as it is (what a directory walk wants).
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         return Formatted(path, "", None, (Diagnostic("file", f"cannot read {path}: {err}",
                                                      SourceLocation(str(path))),))
+    if known_only:
+        doc, _ = parse_yaml(text, str(path))
+        if doc is None or construct_of(path, doc.data) is None:
+            return Formatted(path, text, text)
     result, problems = format_text(text, path)
     return Formatted(path, text, result, tuple(problems))
 
 
-def yaml_files(paths: list[Path]) -> list[Path]:
-    """The YAML files named, and every ``*.yaml``/``*.yml`` under the directories named."""
-    out: list[Path] = []
+def yaml_files(paths: list[Path]) -> list[tuple[Path, bool]]:
+    """(file, named explicitly) for the files named and every ``*.yaml``/``*.yml`` under
+    the directories named, leaving out hidden files and directories (``.venv``, ``.git``…)."""
+    out: dict[Path, bool] = {}
     for p in paths:
-        if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.suffix in (".yaml", ".yml") and f.is_file())
-        else:
-            out.append(p)
-    return list(dict.fromkeys(out))
+        if not p.is_dir():
+            out[p] = True
+            continue
+        for f in sorted(p.rglob("*")):
+            hidden = any(part.startswith(".") for part in f.relative_to(p).parts)
+            if f.suffix in (".yaml", ".yml") and f.is_file() and not hidden:
+                out.setdefault(f, False)
+    return list(out.items())
 
 
 def write(result: Formatted) -> None:
@@ -333,4 +346,5 @@ def write(result: Formatted) -> None:
         return
     tmp = result.path.with_name(f".{result.path.name}.fmt-tmp")
     tmp.write_text(result.text, encoding="utf-8")
+    shutil.copymode(result.path, tmp)
     tmp.replace(result.path)

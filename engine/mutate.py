@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 from engine._yaml import Document
 from engine.compiler import compile_policy
 from engine.engine import Engine, policy_files
-from engine.errors import PolicyError
+from engine.errors import Diagnostic, PolicyError
 from engine.expressions import syntax as s
 from engine.loader import build_policy, expression_location, read_document
 from engine.testing import run_test
@@ -122,16 +122,15 @@ def _parenthesized(node: s.Binary) -> bool:
 
 
 def _chain(node: s.Node) -> list[s.Node]:
-    """Operands of an unparenthesized ``and`` chain rooted at ``node``."""
+    """Operands of the ``and`` chain rooted at ``node`` (a parenthesized ``and`` is one operand)."""
     if isinstance(node, s.Binary) and node.op == "and":
-        left = node.left if _parenthesized_child(node.left) else _chain(node.left)
-        right = node.right if _parenthesized_child(node.right) else _chain(node.right)
-        return [*(left if isinstance(left, list) else [left]), *(right if isinstance(right, list) else [right])]
+        return [*_operand(node.left), *_operand(node.right)]
     return [node]
 
 
-def _parenthesized_child(node: s.Node) -> bool:
-    return not (isinstance(node, s.Binary) and node.op == "and") or _parenthesized(node)
+def _operand(node: s.Node) -> list[s.Node]:
+    inner = isinstance(node, s.Binary) and node.op == "and" and not _parenthesized(node)
+    return _chain(node) if inner else [node]
 
 
 def _context(parents: tuple[s.Node, ...], node: s.Node) -> s.Node:
@@ -145,9 +144,14 @@ def _context(parents: tuple[s.Node, ...], node: s.Node) -> s.Node:
     return node
 
 
+def _token(op: str) -> re.Pattern[str]:
+    """The operator as a token: a whole word, or ``<`` that is not part of ``<=``."""
+    return re.compile(rf"\b{op}\b" if op.isalpha() else rf"(?<![<>=!]){re.escape(op)}(?![<>=])")
+
+
 def _operator_edits(text: str, node: s.Binary, parents: tuple[s.Node, ...]) -> Iterator[Edit]:
     new = SWAP[node.op]
-    pos = re.compile(rf"(?<![\w<>=!]){re.escape(node.op)}(?![\w<>=])").search(text, node.left.end).start()
+    pos = _token(node.op).search(text, node.left.end).start()  # type: ignore[union-attr]
     operator = "logical" if node.op in ("and", "or") else "relational"
     span = text[node.start:node.end]
     mutated = span[:pos - node.start] + new + span[pos - node.start + len(node.op):]
@@ -327,7 +331,6 @@ def mutate_dir(root: Path, tests: list[PolicyTest], matcher: str = "python") -> 
     with Engine(list(compiled.values()), matcher) as engine:
         failing = [t for t in tests if not run_test(engine, t).passed]
     if failing:
-        from engine.errors import Diagnostic
         raise PolicyError([Diagnostic("mutation", f"test {t.name!r} fails on the unmutated policy; "
                                       "mutation testing needs a passing suite", t.location)
                            for t in failing])

@@ -24,13 +24,13 @@ def formatted(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the bundled policies, formatted."""
     dest = tmp_path_factory.mktemp("fmt") / "policies"
     shutil.copytree(POLICIES, dest)
-    for result in (format_file(f) for f in yaml_files([dest])):
+    for result in (format_file(f) for f, _ in yaml_files([dest])):
         assert not result.problems, result.problems
         write(result)
     return dest
 
 
-BUNDLED = sorted(str(f.relative_to(POLICIES)) for f in yaml_files([POLICIES]))
+BUNDLED = sorted(str(f.relative_to(POLICIES)) for f, _ in yaml_files([POLICIES]))
 
 
 def comments(text: str) -> Counter[str]:
@@ -176,6 +176,20 @@ def test_check_lists_files_and_fails_then_formatting_fixes_them(runner: CliRunne
     assert runner.invoke(main, ["fmt", str(messy)]).exit_code == 0
     assert messy.read_text() == TIDY
     assert runner.invoke(main, ["fmt", "--check", str(tmp_path)]).exit_code == 0
+
+
+def test_directories_skip_hidden_and_foreign_yaml(runner: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / ".venv").mkdir()
+    (tmp_path / ".venv" / "policy.yaml").write_text(MESSY)
+    (tmp_path / "ci.yaml").write_text("steps:\n- run: x\n")  # neither policy, test nor case
+    (tmp_path / "policy.yaml").write_text(MESSY)
+    result = runner.invoke(main, ["fmt", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "policy.yaml").read_text() == TIDY
+    assert (tmp_path / ".venv" / "policy.yaml").read_text() == MESSY
+    assert (tmp_path / "ci.yaml").read_text() == "steps:\n- run: x\n"
+    named = runner.invoke(main, ["fmt", str(tmp_path / "ci.yaml")])  # a file named is formatted
+    assert named.exit_code == 0 and (tmp_path / "ci.yaml").read_text() == "steps:\n  - run: x\n"
 
 
 def test_invalid_yaml_is_reported_at_its_line_and_left_alone(runner: CliRunner, tmp_path: Path) -> None:

@@ -69,6 +69,11 @@ def test_every_operator_and_literal_is_mutated_once() -> None:
         "a < 8 and b > c"])
 
 
+def test_operators_written_without_spaces() -> None:
+    assert sorted(mutated("a<8 and b!=c")) == sorted([
+        "a<8 or b!=c", "b!=c", "a<8", "a<=8 and b!=c", "a<9 and b!=c", "a<8 and b==c"])
+
+
 def test_decimal_and_date_literals() -> None:
     assert mutated("x * 0.5") == ["x * 1.5"]
     assert mutated("d > date('2024-03-01')") == [
@@ -153,6 +158,13 @@ def test_a_failing_suite_is_refused(tmp_path: Path) -> None:
         run(make(tmp_path, [("wrong", 5, "false", "deny")]))
     assert err.value.diagnostics[0].code == "mutation"
     assert "fails on the unmutated policy" in err.value.diagnostics[0].message
+
+
+def test_cli_skips_mutants_while_tests_fail(runner: CliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(main, ["test", str(make(tmp_path, [("wrong", 5, "false", "deny")])), "--mutate"])
+    assert result.exit_code == 1
+    assert "mutation testing skipped: the tests must pass first" in result.output
+    assert "1 failed" in result.output
 
 
 def test_cli_reports_survivors_and_fails_below_the_minimum(runner: CliRunner, tmp_path: Path) -> None:
