@@ -192,6 +192,16 @@ def test_directories_skip_hidden_and_foreign_yaml(runner: CliRunner, tmp_path: P
     assert named.exit_code == 0 and (tmp_path / "ci.yaml").read_text() == "steps:\n  - run: x\n"
 
 
+def test_a_layout_that_would_change_a_value_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The safety net: the output must load to the original data, or nothing is written."""
+    import re  # noqa: PLC0415
+    import engine.fmt  # noqa: PLC0415
+    monkeypatch.setattr(engine.fmt, "_TRAILING", re.compile(r"0"))  # a layout bug that eats zeros
+    text, problems = format_text(MESSY, Path("policy.yaml"))
+    assert text is None
+    assert [d.code for d in problems] == ["fmt_unsafe"]
+
+
 def test_invalid_yaml_is_reported_at_its_line_and_left_alone(runner: CliRunner, tmp_path: Path) -> None:
     bad = tmp_path / "policy.yaml"
     bad.write_text("clause: 1\nvendor: [unclosed\n")
