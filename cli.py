@@ -662,6 +662,7 @@ def _yaml_template(blank: dict[str, Any], policy: Any) -> str:
             lines.append(f"  {name}: ")
     return "\n".join(lines)
 
+
 @main.command("fmt")
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @click.option("--check", is_flag=True, help="Write nothing; list the files that would change and exit 1 if any.")
@@ -672,23 +673,17 @@ def fmt_command(paths: tuple[Path, ...], check: bool) -> None:
     ./policies. Key order, indentation and flow collections are normalised;
     every value is kept exactly as written.
     """
-    from engine.fmt import format_file, write, yaml_files  # noqa: PLC0415 - ruamel only for fmt
+    from engine.fmt import run  # noqa: PLC0415 - ruamel is imported only to format
     roots = list(paths) or [Path("policies")]
     if not paths and not roots[0].is_dir():
         raise click.UsageError("no ./policies here: name the files or directories to format")
-    results = [format_file(f, known_only=not named) for f, named in yaml_files(roots)]
-    problems = [d for r in results for d in r.problems]
-    changed = [r for r in results if r.changed]
-    for r in changed:
-        click.echo(f"would reformat {r.path}" if check else f"reformatted {r.path}")
-        if not check:
-            write(r)
-    verb = "would be reformatted" if check else "reformatted"
-    click.echo(f"{len(changed)} file(s) {verb}, {len(results) - len(changed) - len(set(d.location.file for d in problems))} "
-               "unchanged", err=True)
+    lines, problems, failed = run(roots, check)
+    for line in lines[:-1]:
+        click.echo(line)
+    click.echo(lines[-1], err=True)  # the summary
     if problems:
         report(problems, "text")
-    if problems or (check and changed):
+    if failed:
         sys.exit(1)
 
 

@@ -348,3 +348,22 @@ def write(result: Formatted) -> None:
     tmp.write_text(result.text, encoding="utf-8")
     shutil.copymode(result.path, tmp)
     tmp.replace(result.path)
+
+
+def run(roots: list[Path], check: bool) -> tuple[list[str], list[Diagnostic], bool]:
+    """Format (or with ``check`` only inspect) everything under ``roots``.
+
+    Returns the lines to print (one per changed file, then a summary), the
+    problems, and whether the command failed.
+    """
+    results = [format_file(f, known_only=not named) for f, named in yaml_files(roots)]
+    problems = [d for r in results for d in r.problems]
+    changed = [r for r in results if r.changed]
+    lines = [f"would reformat {r.path}" if check else f"reformatted {r.path}" for r in changed]
+    if not check:
+        for r in changed:
+            write(r)
+    unchanged = sum(not r.changed and not r.problems for r in results)
+    lines.append(f"{len(changed)} file(s) {'would be reformatted' if check else 'reformatted'}, "
+                 f"{unchanged} unchanged")
+    return lines, problems, bool(problems) or (check and bool(changed))
