@@ -29,6 +29,8 @@ from engine.lint import lint_files
 from engine.testing import Coverage, find_test_files, load_tests, policy_dir_of, run_test
 from engine.loader import load_policy
 from engine.match.python import PythonMatcher
+from engine.mutate import mutate_dir, render_text as mutation_text, to_dict as mutation_dict
+from engine.mutate import total_score as mutation_score
 from engine.trace import check_trace
 
 FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
@@ -166,16 +168,20 @@ def lint(paths: tuple[Path, ...], fmt: str, policies: Path | None) -> None:
 @click.option("--coverage", is_flag=True, help="Report the rules and condition branches the tests exercise.")
 @click.option("--min-coverage", type=click.FloatRange(0, 100), default=None,
               help="Fail when rule coverage is below this percentage (implies --coverage).")
+@click.option("--mutate", is_flag=True, help="Also run the tests against every mutant of the policies.")
+@click.option("--min-mutation-score", type=click.FloatRange(0, 100), default=None,
+              help="Fail when the mutation score is below this percentage (implies --mutate).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "junit"]), default="text",
               show_default=True, help="text for people; json (stable) or JUnit XML for CI.")
 @POLICIES
 @MATCHER
-def test_command(paths: tuple[Path, ...], coverage: bool, min_coverage: float | None, fmt: str,
-                 policies: Path | None, matcher: str) -> None:
+def test_command(paths: tuple[Path, ...], coverage: bool, min_coverage: float | None, mutate: bool,
+                 min_mutation_score: float | None, fmt: str, policies: Path | None, matcher: str) -> None:
     """Run policy tests (default: every policies/<vendor>/tests/*.yaml).
 
     Each test decides a case and compares the fields it expects; failures
     show expected and actual field by field with the test's FILE:LINE.
+    With --mutate, each surviving mutant is shown at FILE:LINE:COL.
     """
     machine = fmt != "text"
     efmt = "json" if machine else "text"  # how diagnostics are reported
@@ -188,6 +194,7 @@ def test_command(paths: tuple[Path, ...], coverage: bool, min_coverage: float | 
     cov = Coverage() if coverage or min_coverage is not None else None
     engines: dict[Path | None, Engine] = {}
     results = []
+    by_home: dict[Path | None, list[Any]] = {}
     for file in files:
         home = policy_dir_of(file)
         if home not in engines:
@@ -201,10 +208,16 @@ def test_command(paths: tuple[Path, ...], coverage: bool, min_coverage: float | 
         except EngineError as err:
             fail(err, efmt)
         results += [run_test(engines[home], t, cov) for t in tests]
+        by_home.setdefault(home, []).extend(tests)
     passed = sum(r.passed for r in results)
     below = cov is not None and min_coverage is not None and cov.rule_percent() < min_coverage
+    mutation = None
+    if (mutate or min_mutation_score is not None) and passed == len(results):
+        mutation = _mutation(by_home, policies, matcher, fmt)
+        below = below or (min_mutation_score is not None and mutation_score(mutation) < min_mutation_score)
     if fmt == "json":
-        _echo_json(reports.tests_json(results, cov))
+        _echo_json({**reports.tests_json(results, cov),
+                    **({"mutation": mutation_dict(mutation)} if mutation is not None else {})})
     elif fmt == "junit":
         click.echo(reports.tests_junit(results), nl=False)
         if below:
@@ -222,11 +235,28 @@ def test_command(paths: tuple[Path, ...], coverage: bool, min_coverage: float | 
             click.echo("\n".join(cov.report()))
             if below:
                 click.echo(f"rule coverage {cov.rule_percent():.1f}% is below --min-coverage {min_coverage}%")
+        if (mutate or min_mutation_score is not None) and mutation is None:
+            click.echo("mutation testing skipped: the tests must pass first")
+        if mutation is not None:
+            click.echo("\n".join(mutation_text(mutation)))
+            if min_mutation_score is not None and mutation_score(mutation) < min_mutation_score:
+                click.echo(f"mutation score {mutation_score(mutation):.1f}% is below "
+                           f"--min-mutation-score {min_mutation_score}%")
         click.echo(f"{passed} passed, {len(results) - passed} failed")
     for eng in engines.values():
         eng.close()
     if passed < len(results) or below:
         sys.exit(1)
+
+
+def _mutation(by_home: dict[Path | None, list[Any]], policies: Path | None, matcher: str,
+              fmt: str) -> list[Any]:
+    """Mutation reports for the policies of each tested directory."""
+    try:
+        return [r for home, tests in by_home.items()
+                for r in mutate_dir(home or resolve_policies(policies).path, tests, matcher)]
+    except EngineError as err:
+        fail(err, fmt)
 
 
 @main.command()
@@ -698,5 +728,30 @@ def _yaml_template(blank: dict[str, Any], policy: Any) -> str:
     return "\n".join(lines)
 
 
+@main.command("fmt")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option("--check", is_flag=True, help="Write nothing; list the files that would change and exit 1 if any.")
+def fmt_command(paths: tuple[Path, ...], check: bool) -> None:
+    """Lay out policy, test and case files canonically, keeping comments.
+
+    PATHS are files or directories (every *.yaml under them); default
+    ./policies. Key order, indentation and flow collections are normalised;
+    every value is kept exactly as written.
+    """
+    from engine.fmt import run  # noqa: PLC0415 - ruamel is imported only to format
+    roots = list(paths) or [Path("policies")]
+    if not paths and not roots[0].is_dir():
+        raise click.UsageError("no ./policies here: name the files or directories to format")
+    lines, problems, failed = run(roots, check)
+    for line in lines[:-1]:
+        click.echo(line)
+    click.echo(lines[-1], err=True)  # the summary
+    if problems:
+        report(problems, "text")
+    if failed:
+        sys.exit(1)
+
+
 if __name__ == "__main__":
     main()
+

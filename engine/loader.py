@@ -283,6 +283,8 @@ class _Builder:
             version_by=self.data.get("version_by"),
             suppress=tuple((x["code"], x["target"], x["reason"])
                            for x in self.data.get("lint", {}).get("suppress", ())),
+            equivalent=tuple((x["at"], x["mutant"], x["reason"])
+                             for x in self.data.get("mutation", {}).get("equivalent", ())),
             location=SourceLocation(str(self.path), 1, 1), text=self.doc.text)
 
 
@@ -315,6 +317,15 @@ def read_document(path: Path) -> tuple[Document | None, list[Diagnostic]]:
     except FileRefused as err:
         return None, [Diagnostic("file", str(err), SourceLocation(str(path)))]
     return parse_yaml(text, str(path))
+
+
+def build_policy(doc: Document, path: Path) -> Policy:
+    """Build the Policy of an already schema-checked document (mutation testing edits one first).
+
+    Raises:
+        PolicyError: with every diagnostic found, sorted by location.
+    """
+    return _Builder(doc, path).build()
 
 
 def load_policy(path: str | Path) -> Policy:

@@ -154,6 +154,7 @@ class Policy:
     suppress: tuple[tuple[str, str, str], ...] = ()  # lint (code, target, reason)
     location: SourceLocation | None = None           # the policy file's first line
     text: str = ""                                   # the policy file as loaded (the log keeps it)
+    equivalent: tuple[tuple[str, str, str], ...] = ()  # mutation (at, mutant, reason)
 
 
 @dataclass(frozen=True, slots=True)
