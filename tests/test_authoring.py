@@ -138,7 +138,7 @@ def test_lint_reports_each_problem_once_at_its_line(runner: CliRunner, tmp_path:
         "color:", "- id: recent-refund", "- id: opened-deny", "  return:")}
     result = runner.invoke(main, ["lint", str(home), "--format", "json"])
     assert result.exit_code == 1  # the shadowed rule is an error
-    found = sorted((f["code"], f["target"], f["line"]) for f in json.loads(result.output)["findings"])
+    found = sorted((f["code"], f["target"], f["line"]) for f in json.loads(result.stdout)["findings"])
     assert found == sorted([
         ("unused_fact", "color", line_of["color:"]),
         ("shadowed_rule", "recent-refund", line_of["- id: recent-refund"]),
@@ -265,7 +265,7 @@ def test_diff_between_git_revisions(runner: CliRunner, tmp_path: Path) -> None:
     result = runner.invoke(main, ["diff", "HEAD~1", "HEAD", "--cases",
                                   str(repo / "policies" / "mini" / "tests"), "--format", "json"],
                            env={"GIT_DIR": str(repo / ".git")})
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     assert data["changed"] == 1 and data["groups"][0]["examples"] == ["day 30 unopened is refunded"]
 
 

@@ -141,7 +141,7 @@ def test_plain_integers_still_read(tmp_path: Path, runner: CliRunner, value: str
     result = runner.invoke(main, ["decide", str(tmp_path / "c.yaml"), "--policies", str(home),
                                   "--format", "json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["outcome"] == outcome
+    assert json.loads(result.stdout)["outcome"] == outcome
 
 
 # --- item 9: duplicate JSON keys ----------------------------------------------------------------

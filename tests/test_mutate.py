@@ -180,7 +180,7 @@ def test_cli_reports_survivors_and_fails_below_the_minimum(runner: CliRunner, tm
 def test_cli_json_carries_every_mutant(runner: CliRunner, tmp_path: Path) -> None:
     result = runner.invoke(main, ["test", str(make(tmp_path, STRONG)), "--mutate", "--format", "json"])
     assert result.exit_code == 0, result.output
-    mutation = json.loads(result.output)["mutation"]
+    mutation = json.loads(result.stdout)["mutation"]
     assert mutation["score"] == 100.0
     (policy,) = mutation["policies"]
     assert policy["killed"] == 5 and policy["survived"] == 0
@@ -189,7 +189,7 @@ def test_cli_json_carries_every_mutant(runner: CliRunner, tmp_path: Path) -> Non
 
 def test_cli_without_mutate_has_no_mutation_report(runner: CliRunner, tmp_path: Path) -> None:
     result = runner.invoke(main, ["test", str(make(tmp_path, STRONG)), "--format", "json"])
-    assert "mutation" not in json.loads(result.output)
+    assert "mutation" not in json.loads(result.stdout)
 
 
 @pytest.mark.parametrize("vendor", sorted(p.name for p in POLICIES.iterdir() if (p / "tests").is_dir()))

@@ -145,7 +145,7 @@ def test_lint_survives_failing_expressions_and_money_limits(runner: CliRunner, t
     p.write_text(text, encoding="utf-8")
     result = runner.invoke(main, ["lint", str(home), "--format", "json"])
     assert "Traceback" not in result.output
-    codes = {(f["code"], f["target"]) for f in json.loads(result.output)["findings"]}
+    codes = {(f["code"], f["target"]) for f in json.loads(result.stdout)["findings"]}
     assert ("shadowed_rule", "recent-refund") not in codes  # decides between 5·days and 100.00
 
 

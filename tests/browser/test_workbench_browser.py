@@ -146,7 +146,7 @@ def decide(page: Any) -> dict[str, Any]:
 def cli_decision(case_file: Path) -> dict[str, Any]:
     result = CliRunner().invoke(clause, ["decide", str(case_file), "--format", "json", "--policies", str(POLICIES)])
     assert result.exit_code == 0, result.output
-    return json.loads(result.output)
+    return json.loads(result.stdout)
 
 
 @pytest.mark.parametrize("vendor", VENDORS)
