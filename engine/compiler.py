@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from engine import money
 from engine.calendar import Calendar
+from engine.currency import CURRENCY_FACT
 from engine.errors import Diagnostic, EvaluationError, PolicyError
 from engine.expressions.checker import check
 from engine.expressions.codegen import Constants, generate
@@ -94,8 +95,14 @@ class _Module:
         self.consts = Constants()
         self.lines: list[str] = []
         self.count = 0
-        quantum = money.quantum(policy.currency)
+        default = policy.currency
         rounding = policy.rounding
+
+        def round_money(f: dict[str, Any], v: Any, places: int | None = None) -> Decimal:
+            """Round to the case's currency's minor unit (or to ``places``)."""
+            exp = money.quantum(f.get(CURRENCY_FACT, default)) if places is None \
+                else Decimal(1).scaleb(-places)
+            return money.round_to(Decimal(v), exp, rounding)
 
         def fail(name: str, err: Exception) -> None:
             loc = policy.derived[name].expr.location if name in policy.derived else None
@@ -107,7 +114,7 @@ class _Module:
             "KeyError": KeyError, "ArithmeticError": ArithmeticError, "ValueError": ValueError,
             "OverflowError": OverflowError,
             "_fail": fail,
-            "_round_money": lambda v: money.round_to(Decimal(v), quantum, rounding),
+            "_round_money": round_money,
             "_round_decimal": lambda v, places=0: money.round_to(
                 Decimal(v), Decimal(1).scaleb(-places), rounding),
         }

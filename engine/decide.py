@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from engine import money
+from engine.currency import CURRENCY_FACT
 from engine.errors import Diagnostic, EvaluationError
 from engine.expressions.functions import EvalFailure
 from engine.loader import PLACEHOLDER
@@ -60,8 +61,8 @@ class _Result:
         self.missed = missed
         self.rule = rule
         self.facts = facts
-        self.currency = compiled.policy.currency
-        self.quantum = compiled.quantum
+        self.currency = facts.get(CURRENCY_FACT, compiled.policy.currency)
+        self.quantum = money.quantum(self.currency)
         self.missing: list[MissingFact] = []
 
     def value(self, fn: Any, expr: Expr, what: str, name: str = "") -> Any:
@@ -116,6 +117,7 @@ def fill(parts: tuple[str, ...], facts: dict[str, Any], extra: dict[str, Any],
     """
     out = list(parts)
     policy = compiled.policy
+    currency = facts.get(CURRENCY_FACT, policy.currency)
     for i in range(1, len(out), 2):
         name = out[i]
         value = extra.get(name)
@@ -124,9 +126,9 @@ def fill(parts: tuple[str, ...], facts: dict[str, Any], extra: dict[str, Any],
         if value is None:
             out[i] = "?"
         elif type(value) is Decimal and name in compiled.money_fields:
-            out[i] = f"{money.round_to(value, compiled.quantum, policy.rounding):f} {policy.currency}"
+            out[i] = f"{money.round_to(value, money.quantum(currency), policy.rounding):f} {currency}"
         else:
-            out[i] = _format(value, policy.currency)
+            out[i] = _format(value, currency)
     return "".join(out)
 
 

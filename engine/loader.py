@@ -24,7 +24,7 @@ from engine.expressions.checker import check
 from engine.expressions.syntax import ExprError
 from engine.location import SourceLocation
 from engine.model import Action, Check, Derived, Expr, FactDecl, Kind, OutOfScope, Policy, Rule
-from engine.money import MINOR_UNITS
+from engine import currency as currencies
 
 # Names every expression can read besides the declared facts.
 RESERVED = {"as_of": t.DATE}
@@ -92,6 +92,15 @@ class _Builder:
                 return None  # the real error was reported where the name is defined
             loc = expression_location(self.doc, path, err.start)
             self.problems.append(Diagnostic(err.code, err.message, loc, json_path(path), err.hint))
+            return None
+        if not self.data.get("currency") and any(
+                type(v) is Decimal and v != 0 for v in checked.constants.values()):
+            loc = expression_location(self.doc, path, 0)
+            self.problems.append(Diagnostic(
+                "money_literal", "a money literal needs the currency the source text names; "
+                "this policy accepts several currencies (`currencies:`) and names none",
+                loc, json_path(path), "declare `currency:` if the text names one, or read the "
+                "amount from a fact; only money(0) is currency-free"))
             return None
         if want and checked.type.kind != want and not (want == "decimal" and checked.type.numeric):
             loc = expression_location(self.doc, path, 0)
@@ -190,9 +199,13 @@ class _Builder:
                     tuple(rules), self.doc.key_loc(("kinds", name)))
 
     def metadata(self) -> None:
-        if self.data["currency"] not in MINOR_UNITS:
-            self.error("schema", f"unknown currency {self.data['currency']!r}; known: "
-                       + ", ".join(sorted(MINOR_UNITS)), ("currency",))
+        named = [("currency",)] if "currency" in self.data else []
+        listed = self.data.get("currencies")
+        named += [("currencies", i) for i in range(len(listed))] if isinstance(listed, list) else []
+        for path in named:
+            code = _get(self.data, path)
+            if not currencies.known(code):
+                self.error("schema", f"unknown currency {code!r}: not an ISO 4217 code", path)
         for key in ("effective_from", "effective_until", ):
             if key in self.data:
                 try:
@@ -258,7 +271,7 @@ class _Builder:
             vendor=self.data["vendor"], name=self.data["name"], version=self.data["version"],
             effective_from=date.fromisoformat(self.data["effective_from"]),
             effective_until=date.fromisoformat(until) if until else None,
-            currency=self.data["currency"], country=self.data["country"],
+            currency=self._default_currency(), country=self.data["country"],
             subdivision=self.data.get("subdivision"), timezone=self.data["timezone"],
             languages=tuple(self.data["languages"]), rounding=self.data["rounding"],
             file=str(self.path), source_file=self.data["source"]["file"], source_text=source_text,
@@ -270,7 +283,20 @@ class _Builder:
             version_by=self.data.get("version_by"),
             suppress=tuple((x["code"], x["target"], x["reason"])
                            for x in self.data.get("lint", {}).get("suppress", ())),
-            location=SourceLocation(str(self.path), 1, 1), text=self.doc.text)
+            location=SourceLocation(str(self.path), 1, 1), text=self.doc.text,
+            currencies=self._accepted(), currency_named="currency" in self.data)
+
+    def _accepted(self) -> tuple[str, ...]:
+        """The currencies cases may use: the named one, the listed ones, or () for any."""
+        if "currency" in self.data:
+            return (self.data["currency"],)
+        listed = self.data["currencies"]
+        return () if listed == currencies.ANY else tuple(listed)
+
+    def _default_currency(self) -> str:
+        """The decision's currency when a case gives no money fact."""
+        accepted = self._accepted()
+        return accepted[0] if accepted else currencies.NO_CURRENCY
 
 
 def _topological(deps: dict[str, set[str]], on_cycle: Any) -> list[str]:

@@ -134,7 +134,7 @@ class Policy:
     version: str
     effective_from: date
     effective_until: date | None
-    currency: str
+    currency: str                # the named currency, or the default of those accepted
     country: str
     subdivision: str | None
     timezone: str
@@ -154,6 +154,8 @@ class Policy:
     suppress: tuple[tuple[str, str, str], ...] = ()  # lint (code, target, reason)
     location: SourceLocation | None = None           # the policy file's first line
     text: str = ""                                   # the policy file as loaded (the log keeps it)
+    currencies: tuple[str, ...] = ()                 # accepted currencies; () = any ISO 4217
+    currency_named: bool = True                      # the source text names `currency`
 
 
 @dataclass(frozen=True, slots=True)

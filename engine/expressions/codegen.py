@@ -130,8 +130,9 @@ class _Gen:
                 item.kind if item else "", self.consts.name(Decimal(0)))
             return f"_sum({args[0]}, {zero})"
         if node.func == "round":
-            helper = "_round_money" if self.kind(node.args[0]) == "money" else "_round_decimal"
-            return f"{helper}({', '.join(args)})"
+            if self.kind(node.args[0]) == "money":  # to the case's currency: it is in ``f``
+                return f"_round_money(f, {', '.join(args)})"
+            return f"_round_decimal({', '.join(args)})"
         return f"{_CALLS[node.func]}({', '.join(args)})"
 
 
