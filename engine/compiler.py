@@ -29,7 +29,7 @@ from engine.match import ir
 from engine.model import ActionItem, Reason
 
 if TYPE_CHECKING:
-    from engine.model import Expr, Kind, Policy, Rule
+    from engine.model import AlternativeDecl, DeadlineDecl, Expr, Kind, Policy, Rule
 
 Fn = Callable[..., Any]
 
@@ -44,6 +44,17 @@ class CompiledRule:
     customer_pays: Fn | None
     fees: tuple[tuple[str, Fn, Expr], ...]
     deadlines: tuple[tuple[str, Fn, Expr], ...]
+    alternatives: tuple[tuple[AlternativeDecl, Fn | None, Fn | None], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledDeadline:
+    """A kind's declared deadline: the fields it needs, its date and its condition."""
+
+    decl: DeadlineDecl
+    derive: Fn
+    date: Fn
+    when: Fn | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +64,7 @@ class CompiledKind:
     ranked: tuple[CompiledRule, ...]         # decision order
     derive: Fn
     condition_facts: frozenset[str]          # declared facts the conditions read
+    deadlines: tuple[CompiledDeadline, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,13 +205,17 @@ def compile_policy(policy: Policy) -> CompiledPolicy:
             (r, conds[(name, r.index)], derive(_closure(_result_reads(r), reads) - cond_fields),
              _expr_fn(module, r.amount), _expr_fn(module, r.customer_pays),
              [(n, _expr_fn(module, e), e) for n, e in r.fees],
-             [(n, _expr_fn(module, e), e) for n, e in r.deadlines]) for r in kind.rules])
+             [(n, _expr_fn(module, e), e) for n, e in r.deadlines],
+             [(a, _expr_fn(module, a.amount), _expr_fn(module, a.customer_pays))
+              for a in r.alternatives]) for r in kind.rules],
+            [(d, derive(_closure(_deadline_reads(d), reads) - cond_fields), _expr_fn(module, d.date),
+              _expr_fn(module, d.when)) for d in kind.deadlines])
     checks = [(derive(_closure(set(c.expr.reads), reads)), _expr_fn(module, c.expr), c.message, c.expr)
               for c in policy.checks]
     ns = module.build(f"<clause:{policy.vendor}:{policy.version}>")
     kinds = {name: _compiled_kind(policy.kinds[name], ns, derive, rules, depends, policy.languages,
-                                  policy.source_file)
-             for name, (derive, rules) in pending.items()}
+                                  policy.source_file, deadlines)
+             for name, (derive, rules, deadlines) in pending.items()}
     field_types = {**env, **{n: c.type for n, c in synth_checked.items()}}
     return CompiledPolicy(
         policy=policy, calendar=calendar, kinds=MappingProxyType(kinds),
@@ -248,7 +264,7 @@ def _rule_texts(rule: Rule, languages: tuple[str, ...], source: str) -> Mapping[
 
 def _compiled_kind(kind: Kind, ns: dict[str, Any], derive: str, rules: list[Any],
                    depends: Mapping[str, frozenset[str]], languages: tuple[str, ...],
-                   source: str) -> CompiledKind:
+                   source: str, declared: list[Any]) -> CompiledKind:
     def fn(name: str | None) -> Fn | None:
         return ns[name] if name else None
 
@@ -256,12 +272,15 @@ def _compiled_kind(kind: Kind, ns: dict[str, Any], derive: str, rules: list[Any]
         rule=r, cond=cond, derive=ns[rderive], texts=_rule_texts(r, languages, source),
         amount=fn(a), customer_pays=fn(c),
         fees=tuple((n, ns[f], e) for n, f, e in fees),
-        deadlines=tuple((n, ns[f], e) for n, f, e in deadlines))
-        for r, cond, rderive, a, c, fees, deadlines in rules)
+        deadlines=tuple((n, ns[f], e) for n, f, e in deadlines),
+        alternatives=tuple((alt, fn(am), fn(cp)) for alt, am, cp in alternatives))
+        for r, cond, rderive, a, c, fees, deadlines, alternatives in rules)
     by_id = {c.rule.id: c for c in compiled}
     facts = frozenset(f for c in compiled for leaf in ir.leaves(c.cond)
                       for f in depends.get(leaf.field, {leaf.field}))
-    return CompiledKind(kind, compiled, tuple(by_id[r.id] for r in kind.ranked()), ns[derive], facts)
+    deadlines = tuple(CompiledDeadline(d, ns[dv], ns[day], fn(when)) for d, dv, day, when in declared)
+    return CompiledKind(kind, compiled, tuple(by_id[r.id] for r in kind.ranked()), ns[derive], facts,
+                        deadlines)
 
 
 def _facts_of(fields: frozenset[str], depends: Mapping[str, frozenset[str]]) -> frozenset[str]:
@@ -274,6 +293,15 @@ def _result_reads(rule: Rule) -> set[str]:
     used = placeholders(rule)
     for e in rule.results():
         used.update(e.reads)
+    return used
+
+
+def _deadline_reads(decl: DeadlineDecl) -> set[str]:
+    """Fields a declared deadline's date, condition and texts read."""
+    used = {n for text in decl.text.values() for n in PLACEHOLDER.findall(text)}
+    for e in (decl.date, decl.when):
+        if e is not None:
+            used.update(e.reads)
     return used
 
 

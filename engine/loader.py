@@ -23,7 +23,8 @@ from engine.expressions import types as t
 from engine.expressions.checker import check
 from engine.expressions.syntax import ExprError
 from engine.location import SourceLocation
-from engine.model import Action, Check, Derived, Expr, FactDecl, Kind, OutOfScope, Policy, Rule
+from engine.model import (Action, AlternativeDecl, Check, DeadlineDecl, Derived, Expr, FactDecl, Kind,
+                          OutOfScope, Policy, Rule)
 from engine import currency as currencies
 
 # Names every expression can read besides the declared facts.
@@ -170,7 +171,12 @@ class _Builder:
         actions = tuple(Action(a["party"], self.text(a["text"], (*path, "actions", i, "text")))
                         for i, a in enumerate(spec.get("actions", ())))
         reason = self.text(spec["reason"], (*path, "reason"))
-        if when is None or None in results.values() or any(e is None for _, e in (*fees, *deadlines)):
+        deadline_texts = {d["name"]: self.text(d["text"], (*path, "deadlines", i, "text"))
+                          for i, d in enumerate(spec.get("deadlines", ())) if "text" in d}
+        alternatives = [self.alternative(a, (*path, "alternatives", i))
+                        for i, a in enumerate(spec.get("alternatives", ()))]
+        if when is None or None in results.values() or any(e is None for _, e in (*fees, *deadlines)) \
+                or None in alternatives:
             return None
         return Rule(
             id=spec["id"], kind=kind, index=index, clause=spec["clause"], when=when,
@@ -179,7 +185,26 @@ class _Builder:
             interpretation=spec.get("interpretation"), override=spec.get("override", False),
             priority=spec.get("priority", 0), amount=results.get("amount"),
             customer_pays=results.get("customer_pays"),
-            fees=fees, deadlines=deadlines, actions=actions)  # type: ignore[arg-type]
+            fees=fees, deadlines=deadlines, actions=actions,  # type: ignore[arg-type]
+            deadline_texts=MappingProxyType(deadline_texts),
+            alternatives=tuple(alternatives))  # type: ignore[arg-type]
+
+    def alternative(self, spec: dict[str, Any], path: tuple[Any, ...]) -> AlternativeDecl | None:
+        money = {k: self.expr((*path, k), "money") for k in ("amount", "customer_pays") if k in spec}
+        text = self.text(spec["text"], (*path, "text"))
+        if None in money.values():
+            return None
+        return AlternativeDecl(spec["outcome"], text, **money)
+
+    def kind_deadline(self, kind: str, i: int, spec: dict[str, Any]) -> DeadlineDecl | None:
+        path: tuple[Any, ...] = ("kinds", kind, "deadlines", i)
+        day = self.expr((*path, "date"), "date")
+        when = self.expr((*path, "when"), "bool") if "when" in spec else None
+        text = self.text(spec["text"], (*path, "text"))
+        if day is None or ("when" in spec and when is None):
+            return None
+        return DeadlineDecl(spec["name"], day, text, spec["clause"], self.doc.loc(path),
+                            self.doc.loc((*path, "clause")), when)
 
     def kind(self, name: str, spec: dict[str, Any], seen_ids: dict[str, str]) -> Kind:
         rules = []
@@ -195,8 +220,15 @@ class _Builder:
             self.error("policy", "'priority' has no effect with combine: first_match",
                        ("kinds", name, "combine"), "use combine: priority, or remove the priorities")
         reason = self.text(spec["otherwise"]["reason"], ("kinds", name, "otherwise", "reason"))
+        deadlines = [self.kind_deadline(name, i, d) for i, d in enumerate(spec.get("deadlines", ()))]
+        names = [d["name"] for d in spec.get("deadlines", ())]
+        for i, dup in enumerate(names):
+            if dup in names[:i]:
+                self.error("policy", f"kind {name!r} declares deadline {dup!r} twice",
+                           ("kinds", name, "deadlines", i, "name"))
         return Kind(name, spec["title"], spec["combine"], spec["otherwise"]["outcome"], reason,
-                    tuple(rules), self.doc.key_loc(("kinds", name)))
+                    tuple(rules), self.doc.key_loc(("kinds", name)),
+                    tuple(d for d in deadlines if d is not None))
 
     def metadata(self) -> None:
         named = [("currency",)] if "currency" in self.data else []

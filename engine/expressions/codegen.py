@@ -23,6 +23,9 @@ _CALLS = {
     "business_days_between": "_cal.business_days_between", "date_of": "_cal.date_of",
     "minutes": "_minutes", "interval_minutes": "_interval_minutes", "sum": "_sum",
     "count": "_len", "pro_rata": "_pro_rata", "abs": "_abs",
+    "unused_days": "_unused_days", "pro_rata_days": "_pro_rata_days",
+    "cycles_between": "_cycles_between", "unused_cycles": "_unused_cycles",
+    "pro_rata_cycles": "_pro_rata_cycles",
 }
 
 
