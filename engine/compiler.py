@@ -52,7 +52,8 @@ class CompiledDeadline:
     """A kind's declared deadline: the fields it needs, its date and its condition."""
 
     decl: DeadlineDecl
-    derive: Fn
+    derive_when: Fn                          # fields the condition needs (derived first)
+    derive: Fn                               # fields the date and text need, once it applies
     date: Fn
     when: Fn | None
 
@@ -208,7 +209,8 @@ def compile_policy(policy: Policy) -> CompiledPolicy:
              [(n, _expr_fn(module, e), e) for n, e in r.deadlines],
              [(a, _expr_fn(module, a.amount), _expr_fn(module, a.customer_pays))
               for a in r.alternatives]) for r in kind.rules],
-            [(d, derive(_closure(_deadline_reads(d), reads) - cond_fields), _expr_fn(module, d.date),
+            [(d, derive(_closure(set(d.when.reads) if d.when else set(), reads) - cond_fields),
+              derive(_closure(_deadline_reads(d), reads) - cond_fields), _expr_fn(module, d.date),
               _expr_fn(module, d.when)) for d in kind.deadlines])
     checks = [(derive(_closure(set(c.expr.reads), reads)), _expr_fn(module, c.expr), c.message, c.expr)
               for c in policy.checks]
@@ -278,7 +280,8 @@ def _compiled_kind(kind: Kind, ns: dict[str, Any], derive: str, rules: list[Any]
     by_id = {c.rule.id: c for c in compiled}
     facts = frozenset(f for c in compiled for leaf in ir.leaves(c.cond)
                       for f in depends.get(leaf.field, {leaf.field}))
-    deadlines = tuple(CompiledDeadline(d, ns[dv], ns[day], fn(when)) for d, dv, day, when in declared)
+    deadlines = tuple(CompiledDeadline(d, ns[dw], ns[dv], ns[day], fn(when))
+                      for d, dw, dv, day, when in declared)
     return CompiledKind(kind, compiled, tuple(by_id[r.id] for r in kind.ranked()), ns[derive], facts,
                         deadlines)
 
@@ -297,12 +300,8 @@ def _result_reads(rule: Rule) -> set[str]:
 
 
 def _deadline_reads(decl: DeadlineDecl) -> set[str]:
-    """Fields a declared deadline's date, condition and texts read."""
-    used = {n for text in decl.text.values() for n in PLACEHOLDER.findall(text)}
-    for e in (decl.date, decl.when):
-        if e is not None:
-            used.update(e.reads)
-    return used
+    """Fields a declared deadline's date and texts read."""
+    return {n for text in decl.text.values() for n in PLACEHOLDER.findall(text)} | set(decl.date.reads)
 
 
 def _closure(fields: set[str], reads: Mapping[str, set[str]]) -> set[str]:

@@ -50,13 +50,16 @@ def _evaluate(fn: Callable[[dict[str, Any]], Any], expr: Expr, facts: dict[str, 
 def _one(d: CompiledDeadline, facts: dict[str, Any], missed: dict[str, str], as_of: date,
          text: Callable[[Mapping[str, str]], str]) -> Deadline | None:
     decl = d.decl
-    d.derive(facts, missed)
     applies = True
     if d.when is not None and decl.when is not None:
+        d.derive_when(facts, missed)
         applies = _evaluate(d.when, decl.when, facts, f"the condition of deadline {decl.name!r}")
         if applies is False:
             return None  # the deadline does not concern this case
-    day = _evaluate(d.date, decl.date, facts, f"deadline {decl.name!r}") if applies else None
+    day = None
+    if applies:  # derive what the date needs only once it applies (it may fail otherwise)
+        d.derive(facts, missed)
+        day = _evaluate(d.date, decl.date, facts, f"deadline {decl.name!r}")
     return Deadline(decl.name, day, None, status(day, as_of), text(decl.text))
 
 

@@ -220,8 +220,14 @@ def _granted(compiled: CompiledPolicy, winner: CompiledRule, facts: dict[str, An
 
 def _alternative(res: _Result, alt: Any, amount_fn: Any, pays_fn: Any, facts: dict[str, Any],
                  lang: str, compiled: CompiledPolicy) -> Alternative:
-    """One thing the customer may do or buy instead of the claim, with its money."""
+    """One thing the customer may do or buy instead of the claim, with its money.
+
+    A price the case cannot compute yet is null: it never makes the claim's
+    answer wait (its facts are not added to ``missing_facts``).
+    """
+    asked = len(res.missing)
     amount = res.money(amount_fn, alt.amount, "alternative amount")
     pays = res.money(pays_fn, alt.customer_pays, "alternative customer_pays")
+    del res.missing[asked:]
     text = render(_text(alt.text, lang), facts, {"amount": amount, "customer_pays": pays}, compiled)
     return Alternative(alt.outcome, amount, pays, text, res.rule.rule.id)

@@ -88,7 +88,10 @@ def actual_fields(decision: Any) -> dict[str, Any]:
         "customer_pays": d["customer_pays"]["value"] if d["customer_pays"] else None,
         "fees": {f["name"]: f["value"] for f in d["fees"]},
         "deadlines": {x["name"]: {"date": x["date"], "status": x["status"]} for x in d["deadlines"]},
-        "alternatives": [a["outcome"] for a in d["alternatives"]],
+        "alternatives": [{"outcome": a["outcome"],
+                          "amount": a["amount"]["value"] if a["amount"] else None,
+                          "customer_pays": a["customer_pays"]["value"] if a["customer_pays"] else None}
+                         for a in d["alternatives"]],
         "missing_facts": [m["fact"] for m in d["missing_facts"]],
         "reasons": [r["rule"] for r in d["reasons"]],
     }
@@ -124,6 +127,12 @@ def run_test(engine: Engine, test: PolicyTest, coverage: Coverage | None = None)
         actual["deadlines"] = {
             name: {k: got[k] for k in wanted[name]} if isinstance(wanted.get(name), dict) else got["date"]
             for name, got in actual["deadlines"].items()}
+    if "alternatives" in want:  # an outcome alone checks the outcome; a mapping checks its keys
+        wanted_alts = want["alternatives"]
+        actual["alternatives"] = [
+            got["outcome"] if i < len(wanted_alts) and isinstance(wanted_alts[i], str)
+            else {k: got[k] for k in (wanted_alts[i] if i < len(wanted_alts) else got)}
+            for i, got in enumerate(actual["alternatives"])]
     result.diffs = [(k, v, actual[k]) for k, v in want.items() if actual[k] != v]
     if contains and not any(contains in r.text for r in decision.reasons):
         result.diffs.append(("reason text", f"contains {contains!r}", [r.text for r in decision.reasons]))
