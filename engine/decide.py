@@ -201,12 +201,12 @@ def _granted(compiled: CompiledPolicy, winner: CompiledRule, facts: dict[str, An
                  if (m := res.money(fn, expr, "fee", name)) is not None) if winner.fees else ()
     texts = winner.texts.get(lang) or winner.texts["en"]
     extra = {"amount": amount, "customer_pays": customer_pays}
-    deadlines = deadline_rules.merge(declared, tuple(
-        Deadline(name, d, rule.id, deadline_rules.status(d, common["as_of"]),
+    deadlines = deadline_rules.merge(declared, tuple(  # a date not computable yet: status unknown
+        Deadline(name, d := res.value(fn, expr, "deadline", name), rule.id,
+                 deadline_rules.status(d, common["as_of"]),
                  deadline_rules.rule_text(name, rule.deadline_texts, compiled.kinds[rule.kind],
                                           lambda t: render(_text(t, lang), facts, extra, compiled)))
-        for name, fn, expr in winner.deadlines
-        if (d := res.value(fn, expr, "deadline", name)) is not None)) if winner.deadlines else tuple(declared)
+        for name, fn, expr in winner.deadlines)) if winner.deadlines else tuple(declared)
     alternatives = tuple(_alternative(res, alt, am, cp, facts, lang, compiled)
                          for alt, am, cp in winner.alternatives)
     actions = texts.actions if texts.actions is not None else tuple(

@@ -70,12 +70,11 @@ def test_prepaid_year_in_the_voip_policy_on_both_back_ends(any_engine: Engine) -
     assert "9 of its 12 billing cycles" in d["reasons"][0]["text"]
 
 
-def test_a_term_shorter_than_a_cycle_is_a_case_error(engine: Engine) -> None:
-    facts = {**TERM, "cycle_months": 12, "term_end": "2025-06-30"}
-    with pytest.raises(CaseError) as info:
-        engine.decide({"vendor": "voip-provider", "kind": "cancellation", "as_of": "2025-03-15",
+def test_a_term_without_a_whole_cycle_left_refunds_nothing(engine: Engine) -> None:
+    facts = {**TERM, "cycle_months": 12, "term_end": "2025-06-30"}  # no whole yearly cycle in it
+    d = engine.decide({"vendor": "voip-provider", "kind": "cancellation", "as_of": "2025-03-15",
                        "facts": facts})
-    assert "at least one whole billing cycle" in info.value.diagnostics[0].message
+    assert (d.outcome, d.amount, d.reasons[0].rule) == ("cancel", None, "cancel-end-of-cycle")
 
 
 def test_a_cycle_length_outside_its_bounds_is_refused_as_input(engine: Engine) -> None:
