@@ -141,10 +141,13 @@ class _Module:
     def derive(self, steps: list[tuple[str, str]]) -> str:
         name = f"_derive{self.count}"
         self.count += 1
+        # A field already derived for this case (by a declared deadline, say) is not
+        # computed again: derived fields are pure functions of the case's facts.
         body = "".join(
-            f"    try:\n        f[{field!r}] = {src}\n    except KeyError as err:\n"
+            f"    if {field!r} not in f:\n"
+            f"      try:\n        f[{field!r}] = {src}\n      except KeyError as err:\n"
             f"        missed[{field!r}] = err.args[0]\n"
-            f"    except (_EvalFailure, ArithmeticError, ValueError, OverflowError) as err:\n"
+            f"      except (_EvalFailure, ArithmeticError, ValueError, OverflowError) as err:\n"
             f"        _fail({field!r}, err)\n"
             for field, src in steps) or "    pass\n"
         self.lines.append(f"def {name}(f, missed):\n{body}")

@@ -91,11 +91,12 @@ def split(raw: Any) -> tuple[Any, str | None]:
 
 
 def _money_values(policy: Policy, facts: Mapping[str, Any]) -> list[tuple[tuple[Any, ...], Any]]:
-    """(path, raw value) of every money fact of a case, list fields included."""
+    """(path, raw value) of every money fact of a case, list fields included, in case order."""
     out: list[tuple[tuple[Any, ...], Any]] = []
-    for name, decl in policy.facts.items():
-        raw = facts.get(name)
-        if raw is None:
+    declared = policy.facts
+    for name, raw in facts.items():  # the case's few facts, not every declared one
+        decl = declared.get(name)
+        if decl is None or raw is None:
             continue
         if decl.type.kind == "money":
             out.append(((name,), raw))
