@@ -554,7 +554,12 @@ def render_decision(d: dict[str, Any]) -> str:
         lines.append(f"Customer pays: {money(d['customer_pays'])}")
     sections = [
         ("Fees", [f"{f['name']}: {f['value']} {f['currency']}  ({f['rule']})" for f in d["fees"]]),
-        ("Deadlines", [f"{x['name']}: {x['date']}  ({x['rule']})" for x in d["deadlines"]]),
+        ("Deadlines", [f"{x['name']}: {x['date'] or '?'} {x['status']}  {x['text']}"
+                       f"{'  (' + x['rule'] + ')' if x['rule'] else ''}" for x in d["deadlines"]]),
+        ("Alternatives", [f"{a['outcome']}"
+                          f"{'  customer pays ' + money(a['customer_pays']) if a['customer_pays'] else ''}"
+                          f"{'  amount ' + money(a['amount']) if a['amount'] else ''}: {a['text']}"
+                          for a in d.get("alternatives", ())]),
         ("Actions", [f"{a['party']}: {a['text']}" for a in d["actions"]]),
         ("Missing facts", [f"{m['fact']}: {m['why']}" for m in d["missing_facts"]]),
     ]
@@ -678,7 +683,9 @@ def facts(vendor: str, kind: str | None, as_template: bool, as_schema: bool, fmt
         _echo_json({"vendor": vendor, "version": policy.version, "kind": kind,
                     "facts": [_fact_json(n, policy.facts[n]) for n in names]})
         return
-    click.echo(f"{policy.name} ({vendor} {policy.version}); money in {policy.currency}")
+    money_in = policy.currency if policy.currency_named else (
+        ", ".join(policy.currencies) or "any ISO 4217 currency")
+    click.echo(f"{policy.name} ({vendor} {policy.version}); money in {money_in}")
     for n in names:
         decl = policy.facts[n]
         click.echo(f"  {n}: {_type_label(decl)}")

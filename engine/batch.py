@@ -200,7 +200,7 @@ def render(number: int, d: dict[str, Any], fmt: str) -> str:
     csv.writer(buf).writerow([
         number, d["case_id"] or "", d["vendor"], d["kind"], d["as_of"], d["outcome"],
         (d["amount"] or {}).get("value", ""), (d["customer_pays"] or {}).get("value", ""),
-        money.get("currency", ""), ";".join(f"{x['name']}={x['date']}" for x in d["deadlines"]),
+        money.get("currency", ""), ";".join(f"{x['name']}={x['date'] or 'unknown'}" for x in d["deadlines"]),
         ";".join(m["fact"] for m in d["missing_facts"]), ";".join(r["rule"] for r in d["reasons"]),
         d["policy"]["version"]])
     return buf.getvalue()

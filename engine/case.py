@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Mapping
 from zoneinfo import ZoneInfo
 
+from engine import currency
 from engine._yaml import Document, json_path
 from engine.errors import CaseError, Diagnostic
 from engine.limits import (MAX_DURATION, MAX_INTEGER, MAX_MAGNITUDE, MAX_PLACES, MAX_YEAR,  # noqa: F401
@@ -197,16 +198,13 @@ class _Coercer:
         return value
 
     def to_money(self, decl: FactDecl, raw: Any, path: Any) -> Decimal:
-        currency = self.policy.currency
-        if isinstance(raw, Mapping):
-            if set(raw) != {"value", "currency"}:
-                raise ValueError("money as a mapping needs exactly 'value' and 'currency'")
-            currency, raw = raw["currency"], raw["value"]
-        elif isinstance(raw, str) and " " in raw.strip():
-            raw, currency = raw.strip().rsplit(" ", 1)
-        if currency != self.policy.currency:
-            raise ValueError(f"amounts are in {self.policy.currency} for this vendor, "
-                             f"found {currency!r}")
+        """An amount; its currency is checked here and unified by :func:`currency.case_currency`."""
+        if isinstance(raw, Mapping) and set(raw) != {"value", "currency"}:
+            raise ValueError("money as a mapping needs exactly 'value' and 'currency'")
+        raw, code = currency.split(raw)
+        refused = currency.accepts(self.policy, code) if code is not None else None
+        if refused:
+            raise ValueError(refused)
         return self.to_decimal(decl, raw, path)
 
     def to_date(self, _d: FactDecl, raw: Any, _p: Any) -> date:

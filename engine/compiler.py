@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from engine import money
 from engine.calendar import Calendar
+from engine.currency import CURRENCY_FACT
 from engine.errors import Diagnostic, EvaluationError, PolicyError
 from engine.expressions.checker import check
 from engine.expressions.codegen import Constants, generate
@@ -28,7 +29,7 @@ from engine.match import ir
 from engine.model import ActionItem, Reason
 
 if TYPE_CHECKING:
-    from engine.model import Expr, Kind, Policy, Rule
+    from engine.model import AlternativeDecl, DeadlineDecl, Expr, Kind, Policy, Rule
 
 Fn = Callable[..., Any]
 
@@ -43,6 +44,18 @@ class CompiledRule:
     customer_pays: Fn | None
     fees: tuple[tuple[str, Fn, Expr], ...]
     deadlines: tuple[tuple[str, Fn, Expr], ...]
+    alternatives: tuple[tuple[AlternativeDecl, Fn | None, Fn | None], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledDeadline:
+    """A kind's declared deadline: the fields it needs, its date and its condition."""
+
+    decl: DeadlineDecl
+    derive_when: Fn                          # fields the condition needs (derived first)
+    derive: Fn                               # fields the date and text need, once it applies
+    date: Fn
+    when: Fn | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +65,7 @@ class CompiledKind:
     ranked: tuple[CompiledRule, ...]         # decision order
     derive: Fn
     condition_facts: frozenset[str]          # declared facts the conditions read
+    deadlines: tuple[CompiledDeadline, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +108,14 @@ class _Module:
         self.consts = Constants()
         self.lines: list[str] = []
         self.count = 0
-        quantum = money.quantum(policy.currency)
+        default = policy.currency
         rounding = policy.rounding
+
+        def round_money(f: dict[str, Any], v: Any, places: int | None = None) -> Decimal:
+            """Round to the case's currency's minor unit (or to ``places``)."""
+            exp = money.quantum(f.get(CURRENCY_FACT, default)) if places is None \
+                else Decimal(1).scaleb(-places)
+            return money.round_to(Decimal(v), exp, rounding)
 
         def fail(name: str, err: Exception) -> None:
             loc = policy.derived[name].expr.location if name in policy.derived else None
@@ -107,8 +127,7 @@ class _Module:
             "KeyError": KeyError, "ArithmeticError": ArithmeticError, "ValueError": ValueError,
             "OverflowError": OverflowError,
             "_fail": fail,
-            "_round_money": lambda v, places=None: money.round_to(  # round(price) or round(price, 2)
-                Decimal(v), quantum if places is None else Decimal(1).scaleb(-places), rounding),
+            "_round_money": round_money,
             "_round_decimal": lambda v, places=0: money.round_to(
                 Decimal(v), Decimal(1).scaleb(-places), rounding),
         }
@@ -122,10 +141,13 @@ class _Module:
     def derive(self, steps: list[tuple[str, str]]) -> str:
         name = f"_derive{self.count}"
         self.count += 1
+        # A field already derived for this case (by a declared deadline, say) is not
+        # computed again: derived fields are pure functions of the case's facts.
         body = "".join(
-            f"    try:\n        f[{field!r}] = {src}\n    except KeyError as err:\n"
+            f"    if {field!r} not in f:\n"
+            f"      try:\n        f[{field!r}] = {src}\n      except KeyError as err:\n"
             f"        missed[{field!r}] = err.args[0]\n"
-            f"    except (_EvalFailure, ArithmeticError, ValueError, OverflowError) as err:\n"
+            f"      except (_EvalFailure, ArithmeticError, ValueError, OverflowError) as err:\n"
             f"        _fail({field!r}, err)\n"
             for field, src in steps) or "    pass\n"
         self.lines.append(f"def {name}(f, missed):\n{body}")
@@ -187,13 +209,18 @@ def compile_policy(policy: Policy) -> CompiledPolicy:
             (r, conds[(name, r.index)], derive(_closure(_result_reads(r), reads) - cond_fields),
              _expr_fn(module, r.amount), _expr_fn(module, r.customer_pays),
              [(n, _expr_fn(module, e), e) for n, e in r.fees],
-             [(n, _expr_fn(module, e), e) for n, e in r.deadlines]) for r in kind.rules])
+             [(n, _expr_fn(module, e), e) for n, e in r.deadlines],
+             [(a, _expr_fn(module, a.amount), _expr_fn(module, a.customer_pays))
+              for a in r.alternatives]) for r in kind.rules],
+            [(d, derive(_closure(set(d.when.reads) if d.when else set(), reads) - cond_fields),
+              derive(_closure(_deadline_reads(d), reads) - cond_fields), _expr_fn(module, d.date),
+              _expr_fn(module, d.when)) for d in kind.deadlines])
     checks = [(derive(_closure(set(c.expr.reads), reads)), _expr_fn(module, c.expr), c.message, c.expr)
               for c in policy.checks]
     ns = module.build(f"<clause:{policy.vendor}:{policy.version}>")
     kinds = {name: _compiled_kind(policy.kinds[name], ns, derive, rules, depends, policy.languages,
-                                  policy.source_file)
-             for name, (derive, rules) in pending.items()}
+                                  policy.source_file, deadlines)
+             for name, (derive, rules, deadlines) in pending.items()}
     field_types = {**env, **{n: c.type for n, c in synth_checked.items()}}
     return CompiledPolicy(
         policy=policy, calendar=calendar, kinds=MappingProxyType(kinds),
@@ -242,7 +269,7 @@ def _rule_texts(rule: Rule, languages: tuple[str, ...], source: str) -> Mapping[
 
 def _compiled_kind(kind: Kind, ns: dict[str, Any], derive: str, rules: list[Any],
                    depends: Mapping[str, frozenset[str]], languages: tuple[str, ...],
-                   source: str) -> CompiledKind:
+                   source: str, declared: list[Any]) -> CompiledKind:
     def fn(name: str | None) -> Fn | None:
         return ns[name] if name else None
 
@@ -250,12 +277,16 @@ def _compiled_kind(kind: Kind, ns: dict[str, Any], derive: str, rules: list[Any]
         rule=r, cond=cond, derive=ns[rderive], texts=_rule_texts(r, languages, source),
         amount=fn(a), customer_pays=fn(c),
         fees=tuple((n, ns[f], e) for n, f, e in fees),
-        deadlines=tuple((n, ns[f], e) for n, f, e in deadlines))
-        for r, cond, rderive, a, c, fees, deadlines in rules)
+        deadlines=tuple((n, ns[f], e) for n, f, e in deadlines),
+        alternatives=tuple((alt, fn(am), fn(cp)) for alt, am, cp in alternatives))
+        for r, cond, rderive, a, c, fees, deadlines, alternatives in rules)
     by_id = {c.rule.id: c for c in compiled}
     facts = frozenset(f for c in compiled for leaf in ir.leaves(c.cond)
                       for f in depends.get(leaf.field, {leaf.field}))
-    return CompiledKind(kind, compiled, tuple(by_id[r.id] for r in kind.ranked()), ns[derive], facts)
+    deadlines = tuple(CompiledDeadline(d, ns[dw], ns[dv], ns[day], fn(when))
+                      for d, dw, dv, day, when in declared)
+    return CompiledKind(kind, compiled, tuple(by_id[r.id] for r in kind.ranked()), ns[derive], facts,
+                        deadlines)
 
 
 def _facts_of(fields: frozenset[str], depends: Mapping[str, frozenset[str]]) -> frozenset[str]:
@@ -269,6 +300,11 @@ def _result_reads(rule: Rule) -> set[str]:
     for e in rule.results():
         used.update(e.reads)
     return used
+
+
+def _deadline_reads(decl: DeadlineDecl) -> set[str]:
+    """Fields a declared deadline's date and texts read."""
+    return {n for text in decl.text.values() for n in PLACEHOLDER.findall(text)} | set(decl.date.reads)
 
 
 def _closure(fields: set[str], reads: Mapping[str, set[str]]) -> set[str]:

@@ -18,12 +18,14 @@ from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from engine import deadlines as deadline_rules
 from engine import money
+from engine.currency import CURRENCY_FACT
 from engine.errors import Diagnostic, EvaluationError
 from engine.expressions.functions import EvalFailure
 from engine.loader import PLACEHOLDER
 from engine.match import ir
-from engine.model import ActionItem, Deadline, Decision, Fee, MissingFact, Money, Reason
+from engine.model import ActionItem, Alternative, Deadline, Decision, Fee, MissingFact, Money, Reason
 
 if TYPE_CHECKING:
     from engine.compiler import CompiledKind, CompiledPolicy, CompiledRule
@@ -60,8 +62,8 @@ class _Result:
         self.missed = missed
         self.rule = rule
         self.facts = facts
-        self.currency = compiled.policy.currency
-        self.quantum = compiled.quantum
+        self.currency = facts.get(CURRENCY_FACT, compiled.policy.currency)
+        self.quantum = money.quantum(self.currency)
         self.missing: list[MissingFact] = []
 
     def value(self, fn: Any, expr: Expr, what: str, name: str = "") -> Any:
@@ -116,6 +118,7 @@ def fill(parts: tuple[str, ...], facts: dict[str, Any], extra: dict[str, Any],
     """
     out = list(parts)
     policy = compiled.policy
+    currency = facts.get(CURRENCY_FACT, policy.currency)
     for i in range(1, len(out), 2):
         name = out[i]
         value = extra.get(name)
@@ -124,9 +127,9 @@ def fill(parts: tuple[str, ...], facts: dict[str, Any], extra: dict[str, Any],
         if value is None:
             out[i] = "?"
         elif type(value) is Decimal and name in compiled.money_fields:
-            out[i] = f"{money.round_to(value, compiled.quantum, policy.rounding):f} {policy.currency}"
+            out[i] = f"{money.round_to(value, money.quantum(currency), policy.rounding):f} {currency}"
         else:
-            out[i] = _format(value, policy.currency)
+            out[i] = _format(value, currency)
     return "".join(out)
 
 
@@ -143,8 +146,11 @@ def decide(compiled: CompiledPolicy, kind_name: str, facts: dict[str, Any], matc
     source = policy.source_file
     common = {"case_id": case_id, "vendor": policy.vendor, "kind": kind_name, "as_of": as_of,
               "policy": compiled.meta, "matched": tuple(kind.rules[i].rule.id for i in matched)}
-    empty: dict[str, Any] = {"amount": None, "customer_pays": None, "fees": (), "deadlines": (),
-                             "actions": ()}
+    declared = deadline_rules.declared(
+        kind, facts, missed, as_of,
+        lambda texts: render(_text(texts, lang), facts, {}, compiled)) if kind.deadlines else []
+    empty: dict[str, Any] = {"amount": None, "customer_pays": None, "fees": (),
+                             "deadlines": tuple(declared), "actions": ()}
     if blockers:
         reasons = tuple(Reason(r.rule.id, r.rule.clause, source,
                                _needs_text(r, compiled.needs(ir.unknown_fields(r.cond, facts), facts,
@@ -157,7 +163,7 @@ def decide(compiled: CompiledPolicy, kind_name: str, facts: dict[str, Any], matc
         text = render(_text(kind.kind.otherwise_reason, lang), facts, {}, compiled)
         return Decision(outcome=kind.kind.otherwise_outcome, **empty, missing_facts=(),
                         reasons=(Reason(f"{kind_name}:otherwise", None, source, text),), **common)
-    return _granted(compiled, winner, facts, missed, lang, common)
+    return _granted(compiled, winner, facts, missed, lang, common, declared)
 
 
 _NEEDS = {
@@ -175,7 +181,8 @@ def _needs_text(rule: CompiledRule, own: list[str], lang: str) -> str:
 
 
 def _granted(compiled: CompiledPolicy, winner: CompiledRule, facts: dict[str, Any],
-             missed: dict[str, str], lang: str, common: dict[str, Any]) -> Decision:
+             missed: dict[str, str], lang: str, common: dict[str, Any],
+             declared: list[Deadline]) -> Decision:
     rule = winner.rule
     policy = compiled.policy
     winner.derive(facts, missed)
@@ -183,7 +190,8 @@ def _granted(compiled: CompiledPolicy, winner: CompiledRule, facts: dict[str, An
     amount = res.money(winner.amount, rule.amount, "amount")
     if rule.amount is not None and amount is None:
         # Without the amount the vendor owes, no decision can be made.
-        return Decision(outcome="needs_info", amount=None, customer_pays=None, fees=(), deadlines=(),
+        return Decision(outcome="needs_info", amount=None, customer_pays=None, fees=(),
+                        deadlines=tuple(declared),
                         actions=(), missing_facts=tuple(res.missing),
                         reasons=(Reason(rule.id, rule.clause, policy.source_file,
                                         _needs_text(winner, [m.fact for m in res.missing], lang)),),
@@ -191,14 +199,35 @@ def _granted(compiled: CompiledPolicy, winner: CompiledRule, facts: dict[str, An
     customer_pays = res.money(winner.customer_pays, rule.customer_pays, "customer_pays")
     fees = tuple(Fee(name, m, rule.id) for name, fn, expr in winner.fees
                  if (m := res.money(fn, expr, "fee", name)) is not None) if winner.fees else ()
-    deadlines = tuple(Deadline(name, d, rule.id) for name, fn, expr in winner.deadlines
-                      if (d := res.value(fn, expr, "deadline", name)) is not None) if winner.deadlines else ()
     texts = winner.texts.get(lang) or winner.texts["en"]
     extra = {"amount": amount, "customer_pays": customer_pays}
+    deadlines = deadline_rules.merge(declared, tuple(  # a date not computable yet: status unknown
+        Deadline(name, d := res.value(fn, expr, "deadline", name), rule.id,
+                 deadline_rules.status(d, common["as_of"]),
+                 deadline_rules.rule_text(name, rule.deadline_texts, compiled.kinds[rule.kind],
+                                          lambda t: render(_text(t, lang), facts, extra, compiled)))
+        for name, fn, expr in winner.deadlines)) if winner.deadlines else tuple(declared)
+    alternatives = tuple(_alternative(res, alt, am, cp, facts, lang, compiled)
+                         for alt, am, cp in winner.alternatives)
     actions = texts.actions if texts.actions is not None else tuple(
         ActionItem(party, fill(parts, facts, extra, compiled), rule.id) for party, parts in texts.action_parts)
     reason = texts.reason or Reason(rule.id, rule.clause, policy.source_file,
                                     fill(texts.reason_parts, facts, extra, compiled))
     return Decision(outcome=rule.outcome, amount=amount, customer_pays=customer_pays, fees=fees,
                     deadlines=deadlines, actions=actions, missing_facts=tuple(res.missing),
-                    reasons=(reason,), **common)
+                    reasons=(reason,), alternatives=alternatives, **common)
+
+
+def _alternative(res: _Result, alt: Any, amount_fn: Any, pays_fn: Any, facts: dict[str, Any],
+                 lang: str, compiled: CompiledPolicy) -> Alternative:
+    """One thing the customer may do or buy instead of the claim, with its money.
+
+    A price the case cannot compute yet is null: it never makes the claim's
+    answer wait (its facts are not added to ``missing_facts``).
+    """
+    asked = len(res.missing)
+    amount = res.money(amount_fn, alt.amount, "alternative amount")
+    pays = res.money(pays_fn, alt.customer_pays, "alternative customer_pays")
+    del res.missing[asked:]
+    text = render(_text(alt.text, lang), facts, {"amount": amount, "customer_pays": pays}, compiled)
+    return Alternative(alt.outcome, amount, pays, text, res.rule.rule.id)

@@ -167,7 +167,7 @@ def _outcome(engine: Engine, case: dict[str, Any]) -> dict[str, Any]:
     return {"outcome": d.outcome, "rule": d.reasons[0].rule if d.reasons else None,
             "amount": d.amount, "customer_pays": d.customer_pays,
             "fees": {f.name: f.amount for f in d.fees},
-            "deadlines": {x.name: x.date.isoformat() for x in d.deadlines},
+            "deadlines": {x.name: x.date.isoformat() if x.date else None for x in d.deadlines},
             "actions": [(a.party, a.text) for a in d.actions],
             "missing_facts": [m.fact for m in d.missing_facts]}
 

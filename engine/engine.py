@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from engine._resources import default_policies_dir
 from engine.case import Case, coerce_facts
 from engine.compiler import CompiledPolicy, compile_policy
+from engine.currency import CURRENCY_FACT, case_currency
 from engine.decide import decide as build_decision
 from engine.errors import CaseError, Diagnostic, EngineError, EvaluationError, PolicyError
 from engine.expressions.functions import EvalFailure
@@ -140,6 +141,7 @@ class Engine:
                 "/kind")])
         facts = coerce_facts(case, compiled.policy)
         facts["as_of"] = as_of  # readable by expressions as the decision date
+        facts[CURRENCY_FACT] = case_currency(case, compiled.policy)  # the decision's currency
         return case, as_of, compiled, matcher, facts
 
     def _run(self, case: Case | Mapping[str, Any], lang: str) -> tuple[Decision, CompiledPolicy, dict[str, Any]]:

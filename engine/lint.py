@@ -124,7 +124,11 @@ def _run_kind(compiled: CompiledPolicy, kind: str) -> _KindStats:
         except (CaseError, EvaluationError):
             continue  # the generated case breaks a check, or an expression fails on it
         stats.cases += 1
-        winner = decision.reasons[0].rule if decision.outcome != "needs_info" else None
+        first = decision.reasons[0].rule
+        # needs_info decides when a rule says so (a step the customer can still take), not
+        # when the engine waits for a fact (then the reason names a rule that did not match)
+        winner = first if decision.outcome != "needs_info" or (
+            outcome.get(first) == "needs_info" and first in decision.matched) else None
         stats.matched.update(decision.matched)
         if winner in outcome:
             stats.decided[winner] += 1

@@ -25,8 +25,9 @@ from engine.expressions.checker import check
 from engine.expressions.syntax import ExprError
 from engine.limits import bad_text, shown_text
 from engine.location import SourceLocation
-from engine.model import Action, Check, Derived, Expr, FactDecl, Kind, OutOfScope, Policy, Rule
-from engine.money import MINOR_UNITS
+from engine.model import (Action, AlternativeDecl, Check, DeadlineDecl, Derived, Expr, FactDecl, Kind,
+                          OutOfScope, Policy, Rule)
+from engine import currency as currencies
 
 # Names every expression can read besides the declared facts.
 RESERVED = {"as_of": t.DATE}
@@ -103,6 +104,15 @@ class _Builder:
             loc = expression_location(self.doc, path, err.start)
             self.problems.append(Diagnostic(err.code, err.message, loc, json_path(path), err.hint))
             return None
+        if not self.data.get("currency") and any(
+                type(v) is Decimal and v != 0 for v in checked.constants.values()):
+            loc = expression_location(self.doc, path, 0)
+            self.problems.append(Diagnostic(
+                "money_literal", "a money literal needs the currency the source text names; "
+                "this policy accepts several currencies (`currencies:`) and names none",
+                loc, json_path(path), "declare `currency:` if the text names one, or read the "
+                "amount from a fact; only money(0) is currency-free"))
+            return None
         if want and checked.type.kind != want and not (want == "decimal" and checked.type.numeric):
             loc = expression_location(self.doc, path, 0)
             self.problems.append(Diagnostic(
@@ -171,7 +181,12 @@ class _Builder:
         actions = tuple(Action(a["party"], self.text(a["text"], (*path, "actions", i, "text")))
                         for i, a in enumerate(spec.get("actions", ())))
         reason = self.text(spec["reason"], (*path, "reason"))
-        if when is None or None in results.values() or any(e is None for _, e in (*fees, *deadlines)):
+        deadline_texts = {d["name"]: self.text(d["text"], (*path, "deadlines", i, "text"))
+                          for i, d in enumerate(spec.get("deadlines", ())) if "text" in d}
+        alternatives = [self.alternative(a, (*path, "alternatives", i))
+                        for i, a in enumerate(spec.get("alternatives", ()))]
+        if when is None or None in results.values() or any(e is None for _, e in (*fees, *deadlines)) \
+                or None in alternatives:
             return None
         return Rule(
             id=spec["id"], kind=kind, index=index, clause=spec["clause"], when=when,
@@ -180,7 +195,26 @@ class _Builder:
             interpretation=spec.get("interpretation"), override=spec.get("override", False),
             priority=spec.get("priority", 0), amount=results.get("amount"),
             customer_pays=results.get("customer_pays"),
-            fees=fees, deadlines=deadlines, actions=actions)  # type: ignore[arg-type]
+            fees=fees, deadlines=deadlines, actions=actions,  # type: ignore[arg-type]
+            deadline_texts=MappingProxyType(deadline_texts),
+            alternatives=tuple(alternatives))  # type: ignore[arg-type]
+
+    def alternative(self, spec: dict[str, Any], path: tuple[Any, ...]) -> AlternativeDecl | None:
+        money = {k: self.expr((*path, k), "money") for k in ("amount", "customer_pays") if k in spec}
+        text = self.text(spec["text"], (*path, "text"))
+        if None in money.values():
+            return None
+        return AlternativeDecl(spec["outcome"], text, **money)
+
+    def kind_deadline(self, kind: str, i: int, spec: dict[str, Any]) -> DeadlineDecl | None:
+        path: tuple[Any, ...] = ("kinds", kind, "deadlines", i)
+        day = self.expr((*path, "date"), "date")
+        when = self.expr((*path, "when"), "bool") if "when" in spec else None
+        text = self.text(spec["text"], (*path, "text"))
+        if day is None or ("when" in spec and when is None):
+            return None
+        return DeadlineDecl(spec["name"], day, text, spec["clause"], self.doc.loc(path),
+                            self.doc.loc((*path, "clause")), when)
 
     def kind(self, name: str, spec: dict[str, Any], seen_ids: dict[str, str]) -> Kind:
         rules = []
@@ -196,13 +230,24 @@ class _Builder:
             self.error("policy", "'priority' has no effect with combine: first_match",
                        ("kinds", name, "combine"), "use combine: priority, or remove the priorities")
         reason = self.text(spec["otherwise"]["reason"], ("kinds", name, "otherwise", "reason"))
+        deadlines = [self.kind_deadline(name, i, d) for i, d in enumerate(spec.get("deadlines", ()))]
+        names = [d["name"] for d in spec.get("deadlines", ())]
+        for i, dup in enumerate(names):
+            if dup in names[:i]:
+                self.error("policy", f"kind {name!r} declares deadline {dup!r} twice",
+                           ("kinds", name, "deadlines", i, "name"))
         return Kind(name, spec["title"], spec["combine"], spec["otherwise"]["outcome"], reason,
-                    tuple(rules), self.doc.key_loc(("kinds", name)))
+                    tuple(rules), self.doc.key_loc(("kinds", name)),
+                    tuple(d for d in deadlines if d is not None))
 
     def metadata(self) -> None:
-        if self.data["currency"] not in MINOR_UNITS:
-            self.error("schema", f"unknown currency {self.data['currency']!r}; known: "
-                       + ", ".join(sorted(MINOR_UNITS)), ("currency",))
+        named = [("currency",)] if "currency" in self.data else []
+        listed = self.data.get("currencies")
+        named += [("currencies", i) for i in range(len(listed))] if isinstance(listed, list) else []
+        for path in named:
+            code = _get(self.data, path)
+            if not currencies.known(code):
+                self.error("schema", f"unknown currency {code!r}: not an ISO 4217 code", path)
         for key in ("effective_from", "effective_until", ):
             if key in self.data:
                 try:
@@ -271,7 +316,7 @@ class _Builder:
             vendor=self.data["vendor"], name=self.data["name"], version=self.data["version"],
             effective_from=date.fromisoformat(self.data["effective_from"]),
             effective_until=date.fromisoformat(until) if until else None,
-            currency=self.data["currency"], country=self.data["country"],
+            currency=self._default_currency(), country=self.data["country"],
             subdivision=self.data.get("subdivision"), timezone=self.data["timezone"],
             languages=tuple(self.data["languages"]), rounding=self.data["rounding"],
             file=str(self.path), source_file=self.data["source"]["file"], source_text=source_text,
@@ -285,7 +330,20 @@ class _Builder:
                            for x in self.data.get("lint", {}).get("suppress", ())),
             equivalent=tuple((x["at"], x["mutant"], x["reason"])
                              for x in self.data.get("mutation", {}).get("equivalent", ())),
-            location=SourceLocation(str(self.path), 1, 1), text=self.doc.text)
+            location=SourceLocation(str(self.path), 1, 1), text=self.doc.text,
+            currencies=self._accepted(), currency_named="currency" in self.data)
+
+    def _accepted(self) -> tuple[str, ...]:
+        """The currencies cases may use: the named one, the listed ones, or () for any."""
+        if "currency" in self.data:
+            return (self.data["currency"],)
+        listed = self.data["currencies"]
+        return () if listed == currencies.ANY else tuple(listed)
+
+    def _default_currency(self) -> str:
+        """The decision's currency when a case gives no money fact."""
+        accepted = self._accepted()
+        return accepted[0] if accepted else currencies.NO_CURRENCY
 
 
 def _topological(deps: dict[str, set[str]], on_cycle: Any) -> list[str]:

@@ -75,6 +75,29 @@ class Action:
 
 
 @dataclass(frozen=True, slots=True)
+class DeadlineDecl:
+    """A time limit a kind's text sets, reported on every decision of the kind."""
+
+    name: str
+    date: Expr
+    text: Mapping[str, str]
+    clause: str
+    location: SourceLocation
+    clause_location: SourceLocation | None = None
+    when: Expr | None = None             # the deadline concerns only cases where this holds
+
+
+@dataclass(frozen=True, slots=True)
+class AlternativeDecl:
+    """What the customer may still do or buy instead of the claim (DESIGN.md §2)."""
+
+    outcome: str
+    text: Mapping[str, str]
+    amount: Expr | None = None
+    customer_pays: Expr | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Rule:
     """One rule: the clause it encodes, when it applies and what it decides."""
 
@@ -95,15 +118,21 @@ class Rule:
     fees: tuple[tuple[str, Expr], ...] = ()
     deadlines: tuple[tuple[str, Expr], ...] = ()
     actions: tuple[Action, ...] = ()
+    deadline_texts: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: EMPTY)  # name -> texts
+    alternatives: tuple[AlternativeDecl, ...] = ()
 
     def results(self) -> list[Expr]:
-        """The expressions of what the rule decides: amount, customer_pays, fees, deadlines."""
+        """The expressions of what the rule decides: amount, customer_pays, fees, deadlines, alternatives."""
         return [e for e in (self.amount, self.customer_pays, *(e for _, e in self.fees),
-                            *(e for _, e in self.deadlines)) if e is not None]
+                            *(e for _, e in self.deadlines),
+                            *(e for a in self.alternatives for e in (a.amount, a.customer_pays)))
+                if e is not None]
 
     def texts(self) -> list[str]:
-        """Every reason and action text, in every language."""
-        return [*self.reason.values(), *(t for a in self.actions for t in a.text.values())]
+        """Every reason, action, deadline and alternative text, in every language."""
+        return [*self.reason.values(), *(t for a in self.actions for t in a.text.values()),
+                *(t for d in self.deadline_texts.values() for t in d.values()),
+                *(t for a in self.alternatives for t in a.text.values())]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +146,7 @@ class Kind:
     otherwise_reason: Mapping[str, str]
     rules: tuple[Rule, ...]
     location: SourceLocation | None = None
+    deadlines: tuple[DeadlineDecl, ...] = ()   # reported on every decision of the kind
 
     def ranked(self) -> tuple[Rule, ...]:
         """Rules in decision order: overrides first, then priority or file order."""
@@ -134,7 +164,7 @@ class Policy:
     version: str
     effective_from: date
     effective_until: date | None
-    currency: str
+    currency: str                # the named currency, or the default of those accepted
     country: str
     subdivision: str | None
     timezone: str
@@ -155,6 +185,8 @@ class Policy:
     location: SourceLocation | None = None           # the policy file's first line
     text: str = ""                                   # the policy file as loaded (the log keeps it)
     equivalent: tuple[tuple[str, str, str], ...] = ()  # mutation (at, mutant, reason)
+    currencies: tuple[str, ...] = ()                 # accepted currencies; () = any ISO 4217
+    currency_named: bool = True                      # the source text names `currency`
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,8 +221,21 @@ class Fee:
 
 @dataclass(frozen=True, slots=True)
 class Deadline:
+    """A time limit for this case: ``status`` open (on or after as_of), passed, or unknown."""
+
     name: str
-    date: date
+    date: date | None
+    rule: str | None                     # None: declared by the kind
+    status: str = "open"
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Alternative:
+    outcome: str
+    amount: Money | None
+    customer_pays: Money | None
+    text: str
     rule: str
 
 
@@ -233,6 +278,7 @@ class Decision:
     reasons: tuple[Reason, ...]
     policy: Mapping[str, str]
     matched: tuple[str, ...] = field(default=(), compare=False)
+    alternatives: tuple[Alternative, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The stable JSON form of ``schemas/decision.schema.json``."""
@@ -245,8 +291,13 @@ class Decision:
             "amount": self.amount.to_dict() if self.amount else None,
             "customer_pays": self.customer_pays.to_dict() if self.customer_pays else None,
             "fees": [{"name": f.name, **f.amount.to_dict(), "rule": f.rule} for f in self.fees],
-            "deadlines": [{"name": d.name, "date": d.date.isoformat(), "rule": d.rule}
+            "deadlines": [{"name": d.name, "date": d.date.isoformat() if d.date else None,
+                           "status": d.status, "text": d.text, "rule": d.rule}
                           for d in self.deadlines],
+            "alternatives": [{"outcome": a.outcome,
+                              "amount": a.amount.to_dict() if a.amount else None,
+                              "customer_pays": a.customer_pays.to_dict() if a.customer_pays else None,
+                              "text": a.text, "rule": a.rule} for a in self.alternatives],
             "actions": [{"party": a.party, "text": a.text, "rule": a.rule} for a in self.actions],
             "missing_facts": [{"fact": m.fact, "why": m.why} for m in self.missing_facts],
             "reasons": [{"rule": r.rule, "clause": r.clause, "source": r.source, "text": r.text}

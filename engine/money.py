@@ -13,6 +13,8 @@ from __future__ import annotations
 import decimal
 from decimal import Decimal
 
+from engine import currency as _currency
+
 CONTEXT = decimal.Context(
     prec=34, rounding=decimal.ROUND_HALF_EVEN,
     traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow])
@@ -27,16 +29,11 @@ ROUNDING_MODES = {
     "floor": decimal.ROUND_FLOOR,
 }
 
-# ISO 4217 minor units of the currencies our vendors use (and common others).
-MINOR_UNITS = {
-    "USD": 2, "EUR": 2, "CRC": 2, "IDR": 2, "GBP": 2, "CAD": 2, "MXN": 2,
-    "BRL": 2, "CHF": 2, "AUD": 2, "JPY": 0, "KRW": 0, "CLP": 0, "KWD": 3, "BHD": 3,
-}
 
 
 def quantum(currency: str) -> Decimal:
-    """The smallest amount of ``currency`` (Decimal('0.01') for USD)."""
-    return Decimal(1).scaleb(-MINOR_UNITS[currency])
+    """The smallest amount of ``currency`` (Decimal('0.01') for USD; ISO 4217 via babel)."""
+    return _currency.quantum(currency)
 
 
 def round_to(value: Decimal, exponent: Decimal, mode: str) -> Decimal:

@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     from engine.compiler import CompiledPolicy
     from engine.engine import Engine
 
-FIELDS = ("outcome", "amount", "customer_pays", "fees", "deadlines", "missing_facts", "reasons")
+FIELDS = ("outcome", "amount", "customer_pays", "fees", "deadlines", "missing_facts", "reasons",
+          "alternatives")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +87,11 @@ def actual_fields(decision: Any) -> dict[str, Any]:
         "amount": d["amount"]["value"] if d["amount"] else None,
         "customer_pays": d["customer_pays"]["value"] if d["customer_pays"] else None,
         "fees": {f["name"]: f["value"] for f in d["fees"]},
-        "deadlines": {x["name"]: x["date"] for x in d["deadlines"]},
+        "deadlines": {x["name"]: {"date": x["date"], "status": x["status"]} for x in d["deadlines"]},
+        "alternatives": [{"outcome": a["outcome"],
+                          "amount": a["amount"]["value"] if a["amount"] else None,
+                          "customer_pays": a["customer_pays"]["value"] if a["customer_pays"] else None}
+                         for a in d["alternatives"]],
         "missing_facts": [m["fact"] for m in d["missing_facts"]],
         "reasons": [r["rule"] for r in d["reasons"]],
     }
@@ -117,6 +122,17 @@ def run_test(engine: Engine, test: PolicyTest, coverage: Coverage | None = None)
     want = dict(test.want)
     contains = want.pop("reason_contains", None)
     actual = actual_fields(decision)
+    if "deadlines" in want:  # a bare date checks the date; {date, status} checks the keys it gives
+        wanted = want["deadlines"]
+        actual["deadlines"] = {
+            name: {k: got[k] for k in wanted[name]} if isinstance(wanted.get(name), dict) else got["date"]
+            for name, got in actual["deadlines"].items()}
+    if "alternatives" in want:  # an outcome alone checks the outcome; a mapping checks its keys
+        wanted_alts = want["alternatives"]
+        actual["alternatives"] = [
+            got["outcome"] if i < len(wanted_alts) and isinstance(wanted_alts[i], str)
+            else {k: got[k] for k in (wanted_alts[i] if i < len(wanted_alts) else got)}
+            for i, got in enumerate(actual["alternatives"])]
     result.diffs = [(k, v, actual[k]) for k, v in want.items() if actual[k] != v]
     if contains and not any(contains in r.text for r in decision.reasons):
         result.diffs.append(("reason text", f"contains {contains!r}", [r.text for r in decision.reasons]))

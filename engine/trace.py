@@ -2,8 +2,8 @@
 
 Two checks, run by ``clause validate``:
 
-* ``clause_not_in_source`` — a ``clause`` (of a rule, a fact or a derived
-  fact, or an ``out_of_scope`` entry) is not a verbatim, whitespace-normalized quote of the policy's
+* ``clause_not_in_source`` — a ``clause`` (of a rule, a kind's deadline, a
+  fact or a derived fact, or an ``out_of_scope`` entry) is not a verbatim, whitespace-normalized quote of the policy's
   source text; the message shows the nearest source sentence and the first
   word that differs.
 * ``sentence_not_covered`` — a sentence of the source that decides something
@@ -133,6 +133,11 @@ def check_trace(policy: Policy) -> list[Diagnostic]:
             problems += _quote_problems(rule.clause, rule.clause_location, f"the clause of rule {rule.id}",
                                         source, passages, policy.source_file)
             quotes.append(normalize(rule.clause))
+        for deadline in kind.deadlines:
+            problems += _quote_problems(deadline.clause, deadline.clause_location,
+                                        f"the clause of deadline {deadline.name} of kind {kind.name}",
+                                        source, passages, policy.source_file)
+            quotes.append(normalize(deadline.clause))
     defined = [(f"the clause of fact {f.name}", f.clause, f.clause_location)
                for f in policy.facts.values() if f.clause]
     defined += [(f"the clause of derived fact {d.name}", d.clause, d.clause_location)

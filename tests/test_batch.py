@@ -221,7 +221,7 @@ def test_csv_out(tmp_path: Path, local_engine: Engine) -> None:
         assert row["customer_pays"] == (d["customer_pays"] or {}).get("value", "")
         assert row["currency"] == money.get("currency", "")
         assert row["rules"] == ";".join(r["rule"] for r in d["reasons"])
-        assert row["deadlines"] == ";".join(f"{x['name']}={x['date']}" for x in d["deadlines"])
+        assert row["deadlines"] == ";".join(f"{x['name']}={x['date'] or 'unknown'}" for x in d["deadlines"])
         assert row["missing_facts"] == ";".join(m["fact"] for m in d["missing_facts"])
         assert row["policy_version"] == d["policy"]["version"]
     voip = next(r for r in body if r["case_id"] == "V-1")

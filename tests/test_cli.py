@@ -23,7 +23,7 @@ HERE = f"policies: {POLICIES} (./policies)\n"  # the line naming the policy dire
 
 CASE = POLICIES / "itellum" / "cases" / "return-refund.yaml"
 DECISION_KEYS = {"case_id", "vendor", "kind", "as_of", "outcome", "amount", "customer_pays", "fees",
-                 "deadlines", "actions", "missing_facts", "reasons", "policy"}
+                 "deadlines", "actions", "alternatives", "missing_facts", "reasons", "policy"}
 DIAGNOSTIC_KEYS = {"code", "message", "file", "line", "column", "path"}
 RETURN_RULES = ["return-needs-technician-report", "return-needs-ticket",
                 "return-equipment-not-complete", "return-refund"]
@@ -142,7 +142,7 @@ def test_decide_text(runner: CliRunner) -> None:
     out = result.stdout
     assert "Outcome: refund" in out
     assert "Amount: 175000.50 CRC" in out
-    assert "refund_due: 2025-05-05  (return-refund)" in out
+    assert "refund_due: 2025-05-05 open  Last day for the refund transfer" in out
     assert out.startswith(HERE + "CASE-0042  itellum/return  as of 2025-04-01")
 
 
@@ -157,7 +157,9 @@ def test_decide_json(runner: CliRunner) -> None:
     assert data["amount"] == {"value": "175000.50", "currency": "CRC"}
     assert data["customer_pays"] is None
     assert data["fees"] == [] and data["missing_facts"] == []
-    assert data["deadlines"] == [{"name": "refund_due", "date": "2025-05-05", "rule": "return-refund"}]
+    assert [(x["name"], x["date"], x["status"], x["rule"]) for x in data["deadlines"]] == [
+        ("refund_due", "2025-05-05", "open", None)]
+    assert data["alternatives"] == []
     assert data["actions"] == [{
         "party": "vendor", "rule": "return-refund",
         "text": "Refund 175000.50 CRC by electronic transfer to the account the customer provides, "
@@ -188,7 +190,7 @@ def test_decide_explain_lists_every_rule(runner: CliRunner) -> None:
     positions = [out.index(rule) for rule in RETURN_RULES]
     assert positions == sorted(positions)
     assert "=> return-refund [refund] decided" in out
-    assert "- " + " return-needs-ticket [deny] failed: not ticket_opened is false" in out
+    assert "- " + " return-needs-ticket [needs_info] failed: not ticket_opened is false" in out
 
 
 def test_decide_explain_json(runner: CliRunner) -> None:

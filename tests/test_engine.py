@@ -29,7 +29,9 @@ def test_decision_json_matches_the_contract(engine: Engine) -> None:
     data = engine.decide(REFUND_CASE).to_dict()
     jsonschema.validate(data, load_schema("decision.schema.json"))
     assert data["amount"] == {"value": "175000.50", "currency": "CRC"}
-    assert data["deadlines"] == [{"name": "refund_due", "date": "2025-05-05", "rule": "return-refund"}]
+    assert data["deadlines"] == [{"name": "refund_due", "date": "2025-05-05", "status": "open",
+                                  "text": "Last day for the refund transfer (20 Costa Rican business days "
+                                          "after the equipment is returned).", "rule": None}]
     assert data["policy"]["version"] == "2024.1" and len(data["policy"]["digest"]) == 64
     assert json.loads(json.dumps(data)) == data  # plain JSON types only
 
@@ -134,4 +136,5 @@ def test_bundled_example_cases_decide(engine: Engine) -> None:
     paths = sorted((POLICIES / "itellum" / "cases").glob("*.*"))
     outcomes = {p.name: engine.decide(read_case(str(p), "text")[0]).outcome for p in paths}
     assert outcomes == {"compensation-february.yaml": "credit", "delivery-defect.json": "replace",
-                        "return-refund.yaml": "refund", "warranty-day-8.yaml": "repair"}
+                        "return-refund.yaml": "refund", "warranty-day-8.yaml": "repair",
+                        "warranty-expired.yaml": "deny"}

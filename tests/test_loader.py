@@ -151,18 +151,18 @@ def test_schema_unknown_key_in_rule(itellum_copy: Path) -> None:
 
 def test_schema_errors_are_reported_together_and_sorted(itellum_copy: Path) -> None:
     text = rewrite(itellum_copy, "rounding: half_up", "rounding: half_upp",
-                   "currency: CRC", "currency: crc")
+                   "currencies: [CRC, USD]", "currencies: [crc, USD]")
     diags = diagnostics(itellum_copy)
     assert [where(d) for d in diags] == [
-        ("schema", *position(text, "currency: crc", "crc")),
+        ("schema", *position(text, "currencies: [crc, USD]", "crc")),
         ("schema", *position(text, "rounding: half_upp", "half_upp")),
     ]
 
 
 def test_unknown_currency(itellum_copy: Path) -> None:
-    text = rewrite(itellum_copy, "currency: CRC", "currency: XYZ")
+    text = rewrite(itellum_copy, "currencies: [CRC, USD]", "currencies: [CRC, XYZ]")
     d = only(diagnostics(itellum_copy))
-    assert where(d) == ("schema", *position(text, "currency: XYZ", "XYZ"))
+    assert where(d) == ("schema", *position(text, "currencies: [CRC, XYZ]", "XYZ"))
     assert "unknown currency 'XYZ'" in d.message
 
 

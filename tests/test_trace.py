@@ -31,12 +31,16 @@ def test_one_altered_word_is_reported_with_the_difference(itellum_copy: Path) ->
     path = itellum_copy / "policy.yaml"
     text = path.read_text(encoding="utf-8")
     assert "un plazo no mayor a 20 días hábiles." in text
-    path.write_text(text.replace("un plazo no mayor a 20 días hábiles.", "un plazo no mayor a 30 días hábiles.", 1),
+    # The rule and the kind's declared deadline refund_due quote the sentence: alter both.
+    path.write_text(text.replace("un plazo no mayor a 20 días hábiles.", "un plazo no mayor a 30 días hábiles."),
                     encoding="utf-8")
     problems = check_trace(load_policy(path))
-    # The altered quote no longer covers its sentence either: both are reported.
-    assert [d.code for d in problems] == ["clause_not_in_source", "sentence_not_covered"]
+    # The altered quotes no longer cover their sentence either: all are reported.
+    assert [d.code for d in problems] == ["clause_not_in_source", "clause_not_in_source",
+                                          "sentence_not_covered"]
     assert problems[0].message == "the clause of rule return-refund is not a verbatim quote of source.txt"
+    assert problems[1].message == ("the clause of deadline refund_due of kind return is not a verbatim "
+                                   "quote of source.txt")
     assert problems[0].hint == "the source has '20' where the clause has '30'"
     line = next(i for i, l in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
                 if "id: return-refund" in l) + 1

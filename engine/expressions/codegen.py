@@ -23,6 +23,9 @@ _CALLS = {
     "business_days_between": "_cal.business_days_between", "date_of": "_cal.date_of",
     "minutes": "_minutes", "interval_minutes": "_interval_minutes", "sum": "_sum",
     "count": "_len", "pro_rata": "_pro_rata", "abs": "_abs",
+    "unused_days": "_unused_days", "pro_rata_days": "_pro_rata_days",
+    "cycles_between": "_cycles_between", "unused_cycles": "_unused_cycles",
+    "pro_rata_cycles": "_pro_rata_cycles",
 }
 
 
@@ -134,8 +137,9 @@ class _Gen:
                 item.kind if item else "", self.consts.name(Decimal(0)))
             return f"_sum({args[0]}, {zero})"
         if node.func == "round":
-            helper = "_round_money" if self.kind(node.args[0]) == "money" else "_round_decimal"
-            return f"{helper}({', '.join(args)})"
+            if self.kind(node.args[0]) == "money":  # to the case's currency: it is in ``f``
+                return f"_round_money(f, {', '.join(args)})"
+            return f"_round_decimal({', '.join(args)})"
         return f"{_CALLS[node.func]}({', '.join(args)})"
 
 

@@ -12,6 +12,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable
 
+from engine import billing
 from engine.calendar import add_months
 from engine.expressions import types as t
 from engine.money import CONTEXT
@@ -151,6 +152,22 @@ FUNCTIONS: dict[str, Function] = {f.name: f for f in (
              _round),
     Function("pro_rata", "pro_rata(amount: money, part, whole) -> money",
              "amount × part ÷ whole, unrounded", _pro_rata),
+    Function("unused_days", "unused_days(start: date, end: date, on: date) -> integer",
+             "days of the period [start, end] after `on` (`on` counts as used)",
+             _fixed((t.DATE, t.DATE, t.DATE), t.INTEGER)),
+    Function("pro_rata_days", "pro_rata_days(amount: money, start: date, end: date, on: date) -> money",
+             "amount × unused days after `on` ÷ days of [start, end], unrounded",
+             _fixed((t.MONEY, t.DATE, t.DATE, t.DATE), t.MONEY)),
+    Function("cycles_between", "cycles_between(start: date, end: date, months: integer) -> integer",
+             "whole billing cycles of `months` months from `start` that end by `end`",
+             _fixed((t.DATE, t.DATE, t.INTEGER), t.INTEGER)),
+    Function("unused_cycles", "unused_cycles(start: date, end: date, on: date, months: integer) -> integer",
+             "whole cycles of the term [start, end] that start after the cycle containing `on`",
+             _fixed((t.DATE, t.DATE, t.DATE, t.INTEGER), t.INTEGER)),
+    Function("pro_rata_cycles",
+             "pro_rata_cycles(amount: money, start: date, end: date, on: date, months: integer) -> money",
+             "amount × unused whole cycles ÷ whole cycles of the term, unrounded",
+             _fixed((t.MONEY, t.DATE, t.DATE, t.DATE, t.INTEGER), t.MONEY)),
     Function("coalesce", "coalesce(a, b, ...)", "the first value whose facts are given",
              _coalesce),
     Function("abs", "abs(x)", "the absolute value", _abs),
@@ -237,4 +254,7 @@ RUNTIME: dict[str, Any] = {
     "_div": div, "_minutes": minutes, "_interval_minutes": interval_minutes,
     "_extreme": extreme, "_min": min, "_max": max, "_sum": total, "_len": len,
     "_pro_rata": pro_rata, "_coalesce": coalesce, "_abs": abs, "_D": Decimal,
+    "_unused_days": billing.unused_days, "_pro_rata_days": billing.pro_rata_days,
+    "_cycles_between": billing.cycles_between, "_unused_cycles": billing.unused_cycles,
+    "_pro_rata_cycles": billing.pro_rata_cycles,
 }
