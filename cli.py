@@ -22,6 +22,7 @@ from engine.compiler import compile_policy
 from engine.engine import MATCHERS, policy_files
 from engine.errors import Diagnostic, PolicyError
 from engine.explain import render_text
+from engine.bounds import missing_line
 from engine.factschema import facts_schema, kind_facts, template
 from engine.diff import run_diff
 from engine.lint import lint_files
@@ -495,7 +496,7 @@ def render_decision(d: dict[str, Any]) -> str:
         ("Fees", [f"{f['name']}: {f['value']} {f['currency']}  ({f['rule']})" for f in d["fees"]]),
         ("Deadlines", [f"{x['name']}: {x['date']}  ({x['rule']})" for x in d["deadlines"]]),
         ("Actions", [f"{a['party']}: {a['text']}" for a in d["actions"]]),
-        ("Missing facts", [f"{m['fact']}: {m['why']}" for m in d["missing_facts"]]),
+        ("Missing facts", [missing_line(m) for m in d["missing_facts"]]),
     ]
     for title, items in sections:
         if items:

@@ -308,3 +308,16 @@ def fact_relation_errors(facts: Mapping[str, FactDecl]) -> list[tuple[str, str, 
                 out.append((name, key, f"{key} names {other} ({facts[other].type.kind}), but {name} is "
                                        f"{kind}: a bound must have the fact's type"))
     return out
+
+
+def missing_line(item: Mapping[str, Any]) -> str:
+    """A ``missing_facts`` entry for people: the fact, the question, and the range that decides."""
+    rng = item.get("range")
+    decides = ""
+    if rng:
+        parts = [f"{'at least' if k == 'at_least' else 'at most'} {v}"
+                 for k, v in rng.items() if k != "one_of"]
+        if "one_of" in rng:
+            parts.append("one of " + ", ".join(map(str, rng["one_of"])))
+        decides = f" — what decides: is it {' and '.join(parts)}?"
+    return f"{item['fact']}: {item.get('question') or item['why']}{decides} ({item['why']})"
