@@ -53,11 +53,14 @@ def select(kind: CompiledKind, matched: list[int], facts: dict[str, Any],
 class _Result:
     """Evaluates a winning rule's result expressions, tracking missing facts."""
 
-    __slots__ = ("compiled", "currency", "facts", "lang", "missed", "missing", "proven", "quantum", "rule")
+    __slots__ = ("bounds", "compiled", "currency", "facts", "lang", "missed", "missing", "proven", "quantum",
+                 "rule")
 
     def __init__(self, compiled: CompiledPolicy, rule: CompiledRule, facts: dict[str, Any],
-                 missed: dict[str, str], lang: str = "en", proven: dict[Any, Any] | None = None) -> None:
+                 missed: dict[str, str], lang: str = "en", proven: dict[Any, Any] | None = None,
+                 bounds: dict[str, Any] | None = None) -> None:
         self.compiled = compiled
+        self.bounds = bounds or {}
         self.lang = lang
         self.proven = proven or {}  # result values proven for every value of the missing facts
         self.missed = missed
@@ -74,6 +77,9 @@ class _Result:
             key = (what, name) if name else what
             if key in self.proven:
                 return self.proven[key]
+            ok, value = relevance.point_value(self.compiled, self.facts, self.bounds, expr.checked.node)
+            if ok:  # the same for every value of the missing facts
+                return value
             label = f"{what} {name!r}" if name else what
             for fact in self.compiled.needs([err.args[0]], self.facts, self.missed):
                 self.missing.append(missing_fact(self.compiled, fact, f"needed for {label} (rule "
@@ -183,7 +189,7 @@ def decide(compiled: CompiledPolicy, kind_name: str, facts: dict[str, Any], matc
         text = render(_text(kind.kind.otherwise_reason, lang), facts, {}, compiled)
         return Decision(outcome=kind.kind.otherwise_outcome, **empty, missing_facts=(),
                         reasons=(Reason(f"{kind_name}:otherwise", None, source, text),), **common)
-    return _granted(compiled, winner, facts, missed, lang, common)
+    return _granted(compiled, winner, facts, missed, lang, common, bounds=bounds)
 
 
 _NEEDS = {
@@ -223,7 +229,7 @@ def _settled(compiled: CompiledPolicy, kind: CompiledKind, analysis: relevance.A
                                       reasons=(reason,), **common))
         else:
             proven = next(b.proven for b in analysis.boxes if b.winner is rule)
-            decisions.append(_granted(compiled, rule, facts, missed, lang, common, proven, shown))
+            decisions.append(_granted(compiled, rule, facts, missed, lang, common, proven, bounds))
     first = decisions[0]
     if len(decisions) == 1:
         return first
@@ -238,11 +244,12 @@ def bounds_text(value: Any) -> str:
 
 def _granted(compiled: CompiledPolicy, winner: CompiledRule, facts: dict[str, Any],
              missed: dict[str, str], lang: str, common: dict[str, Any],
-             proven: dict[Any, Any] | None = None, shown: dict[str, str] | None = None) -> Decision:
+             proven: dict[Any, Any] | None = None, bounds: dict[str, Any] | None = None) -> Decision:
     rule = winner.rule
     policy = compiled.policy
     winner.derive(facts, missed)
-    res = _Result(compiled, winner, facts, missed, lang, proven)
+    res = _Result(compiled, winner, facts, missed, lang, proven, bounds)
+    shown = {n: bounds_text(v) for n, v in (bounds or {}).items()}
     amount = res.money(winner.amount, rule.amount, "amount")
     if rule.amount is not None and amount is None:
         # Without the amount the vendor owes, no decision can be made.
@@ -257,7 +264,7 @@ def _granted(compiled: CompiledPolicy, winner: CompiledRule, facts: dict[str, An
     deadlines = tuple(Deadline(name, d, rule.id) for name, fn, expr in winner.deadlines
                       if (d := res.value(fn, expr, "deadline", name)) is not None) if winner.deadlines else ()
     texts = winner.texts.get(lang) or winner.texts["en"]
-    extra = {**(shown or {}), "amount": amount, "customer_pays": customer_pays}
+    extra = {**shown, "amount": amount, "customer_pays": customer_pays}
     actions = texts.actions if texts.actions is not None else tuple(
         ActionItem(party, fill(parts, facts, extra, compiled), rule.id) for party, parts in texts.action_parts)
     reason = texts.reason or Reason(rule.id, rule.clause, policy.source_file,

@@ -40,7 +40,8 @@ from engine.match import ir
 if TYPE_CHECKING:
     from engine.compiler import CompiledKind, CompiledPolicy, CompiledRule
 
-BUDGET = 2000          # boxes explored per case before giving up (then: facts needed)
+BUDGET = 600           # boxes explored per case before giving up (then: facts needed)
+PAIRS = 250            # boxes beyond which relevance is not refined pair by pair
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +102,11 @@ class _Search:
             if name not in self.order:
                 self.order.append(name)
             out: list[Box] = []
+            related = any(name in (r.left, r.right) for r in self.relations)
             for part in parts:
-                narrowed = bd.propagate({**domains, name: part}, self.facts, self.relations)
+                narrowed = {**domains, name: part}
+                if related:
+                    narrowed = bd.propagate(narrowed, self.facts, self.relations)  # type: ignore[assignment]
                 if narrowed is not None:  # else no completion lies there
                     out += self.explore(narrowed)
             return out
@@ -170,10 +174,13 @@ class _Search:
         for name in unknown:  # finite domains first: enumerating them is exact
             if isinstance(domains[name], iv.Choice):
                 return self.enumerate(name, domains[name], None)
-        for name in unknown:
-            dom = domains[name]
-            if isinstance(dom, iv.Span) and (halves := iv.bisect(dom)):
-                return name, list(halves)
+        ordered = [n for n in unknown if not iv.single(domains[n])[0]]
+        if len(ordered) == 1 and isinstance(domains[ordered[0]], iv.Span):
+            # One unknown left: halving its span converges on the threshold of a
+            # monotone condition. With two or more (``a > b + 34``, both
+            # missing) the answer depends on both, and halving one never settles it.
+            halves = iv.bisect(domains[ordered[0]])  # type: ignore[arg-type]
+            return (ordered[0], list(halves)) if halves else None
         return None
 
     def node_of(self, field_name: str) -> s.Node | None:
@@ -259,7 +266,7 @@ def analyse(compiled: CompiledPolicy, kind: CompiledKind, facts: dict[str, Any],
     domains = bd.propagate(start, facts, relations) or start
     search = _Search(compiled, kind, facts, relations)
     boxes = search.explore(domains)
-    relevant = _relevant(boxes, search.order)
+    relevant = _relevant(boxes, search.order, domains)
     ranges = {name: _range(boxes, name, relevant) for name in relevant}
     root = Evaluator(compiled, facts, domains)
     always = tuple(w for w in {id(b.winner): b.winner for b in boxes}.values()
@@ -267,22 +274,40 @@ def analyse(compiled: CompiledPolicy, kind: CompiledKind, facts: dict[str, Any],
     return Analysis(tuple(boxes), tuple(relevant), ranges, always)
 
 
+def point_value(compiled: CompiledPolicy, facts: dict[str, Any], bounds: dict[str, iv.Abstract],
+                node: s.Node) -> tuple[bool, Any]:
+    """``(True, v)`` when an expression reading missing facts has the one value ``v`` for all of them.
+
+    E.g. ``if all_included then money(0) else missing_cost`` with a missing
+    cost of 0: the amount is 0 whether or not everything was included.
+    """
+    start = bd.initial_domains(compiled.policy, facts, bounds)
+    domains = bd.propagate(start, facts, bd.relations(compiled.policy)) or start
+    return iv.single(Evaluator(compiled, facts, domains).node(node))
+
+
 def _overlap(a: iv.Abstract, b: iv.Abstract) -> bool:
     return not iv.is_empty(iv.meet(a, b))
 
 
-def _relevant(boxes: list[Box], order: list[str]) -> list[str]:
+def _relevant(boxes: list[Box], order: list[str], root: dict[str, iv.Abstract]) -> list[str]:
     """Facts with a witness pair: boxes deciding differently that differ only in that fact."""
     out: list[str] = []
     for box in boxes:
         for name in box.stuck:
             if name not in out:
                 out.append(name)
+    if len(boxes) > PAIRS:  # too many to compare: every fact split on may matter (never a guess)
+        return [*out, *(n for n in order if n not in out)]
     for i, a in enumerate(boxes):
         for b in boxes[i + 1:]:
             if a.signature is not None and a.signature == b.signature:
                 continue
-            differing = [n for n in a.domains if not _overlap(a.domains[n], b.domains[n])]
+            # Only the domains a split or its propagation narrowed can differ.
+            names = {n for n in a.domains if a.domains[n] is not root[n]} | \
+                {n for n in b.domains if b.domains[n] is not root[n]}
+            differing = [n for n in names if a.domains[n] != b.domains[n]
+                         and not _overlap(a.domains[n], b.domains[n])]
             if len(differing) == 1 and differing[0] not in out:
                 out.append(differing[0])
     return sorted(out, key=lambda n: order.index(n) if n in order else len(order))
