@@ -34,7 +34,7 @@ from engine.sample import Sampler, _plain
 
 from conftest import POLICIES
 
-EXAMPLES = int(os.environ.get("CLAUSE_PROPERTY_EXAMPLES", "12"))
+EXAMPLES = int(os.environ.get("CLAUSE_PROPERTY_EXAMPLES", "10"))
 BASE = date(2025, 1, 1)
 ENGINE = Engine.load(POLICIES)
 KINDS = [(vendor, kind) for vendor, versions in ENGINE.vendors.items() for kind in versions[-1].kinds]
@@ -95,7 +95,7 @@ def _witness(engine: Engine, sampler: Sampler, case: dict[str, Any], name: str,
     fills: list[dict[str, Any]] = [{}]
     choices = {o: _candidates(sampler, engine, case, o, None) for o in others}
     finite = [o for o in others if sampler.compiled.policy.facts[o].type.kind in ("bool", "enum")]
-    combos = list(itertools.islice(itertools.product(*(choices[o] for o in finite)), 64))
+    combos = list(itertools.islice(itertools.product(*(choices[o] for o in finite)), 32))
     for combo in combos if finite else []:  # every yes/no and enum combination of the others
         fills.append({**{o: rng.choice(choices[o]) for o in others}, **dict(zip(finite, combo))})
     for _ in range(8 if others else 0):
@@ -122,7 +122,8 @@ def test_missing_facts_matter_and_others_are_not_asked(vendor: str, kind: str) -
     pool = sampler.cases(kind, kind_facts(compiled, kind), 200, salt="relevance")
 
     @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, phases=[Phase.generate],
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                     HealthCheck.large_base_example])
     @given(st.sampled_from(pool), st.randoms(use_true_random=False), st.floats(0.1, 0.7))
     def check(case: dict[str, Any], rng: random.Random, drop: float) -> None:
         full = _decide(ENGINE, case)
