@@ -86,10 +86,11 @@ class _Search:
         self.budget = BUDGET
         self.order: list[str] = []   # facts in the order they were split on
 
-    def explore(self, domains: dict[str, iv.Abstract]) -> list[Box]:
+    def explore(self, domains: dict[str, iv.Abstract], start: int = 0) -> list[Box]:
         self.budget -= 1
         ev = Evaluator(self.compiled, self.facts, domains)
-        for rule in self.kind.ranked:
+        for index in range(start, len(self.kind.ranked)):
+            rule = self.kind.ranked[index]
             value = ev.cond(rule.cond)
             if value == iv.FALSE:
                 continue
@@ -97,7 +98,7 @@ class _Search:
                 return [self.box(ev, rule)]
             split = self.split(ev, rule.cond) if self.budget > 0 else None
             if split is None:
-                return [Box(domains, rule, None, tuple(self.unsettled(ev, rule.cond)))]
+                return self.unsplit(ev, rule, index)
             name, parts = split
             if name not in self.order:
                 self.order.append(name)
@@ -111,6 +112,20 @@ class _Search:
                     out += self.explore(narrowed)
             return out
         return [Box(domains, None, (self.kind.kind.otherwise_outcome, None, None, (), ()))]
+
+    def unsplit(self, ev: Evaluator, rule: CompiledRule, index: int) -> list[Box]:
+        """A condition no split settles (``a < b``, both missing): branch on the rule itself.
+
+        Where it applies, it decides; where it does not, the later rules do
+        (evaluated over the whole region, a superset, so their verdicts still
+        hold). If every branch decides alike, the condition does not matter;
+        otherwise the facts it reads are needed.
+        """
+        applies = self.box(ev, rule)
+        rest = self.explore(ev.domains, index + 1) if self.budget > 0 else []
+        if rest and all(b.signature is not None and b.signature == applies.signature for b in rest):
+            return [applies, *rest]
+        return [Box(ev.domains, rule, None, tuple(self.unsettled(ev, rule.cond))), *rest]
 
     def box(self, ev: Evaluator, rule: CompiledRule) -> Box:
         """The decision ``rule`` takes in this region: outcome and every result value."""

@@ -129,10 +129,12 @@ def test_question_in_the_requested_language(engine: Engine) -> None:
 
 
 def test_question_falls_back_to_the_meaning(engine: Engine) -> None:
-    d = engine.decide({"vendor": "itellum", "kind": "warranty", "as_of": "2025-10-01",
-                       "facts": {"installed_on": "2025-03-01", "failed_on": "2025-03-05"}}).to_dict()
-    decl = engine.policy("itellum").facts["damage_cause"]
-    assert {"fact": "damage_cause", "question": decl.meaning}.items() <= d["missing_facts"][0].items()
+    d = engine.decide({"vendor": "intpho", "kind": "return_inspection", "as_of": "2025-03-25",
+                       "facts": {"remedy_requested": "same_model", "all_materials_included": True,
+                                 "units": 1, "unit_price": "10.00"}}).to_dict()
+    decl = engine.policy("intpho").facts["inspection_result"]
+    assert not decl.question
+    assert {"fact": "inspection_result", "question": decl.meaning}.items() <= d["missing_facts"][0].items()
 
 
 def test_irrelevant_missing_fact_is_not_asked(any_engine: Engine) -> None:
