@@ -5,8 +5,9 @@ ranked — overriding rules (``override: true``, e.g. a fraud denial) first,
 then by priority or file order — and the highest-ranked matching rule
 decides. A rule ranked above the winner whose condition is *unknown*
 because facts are missing blocks the decision: the outcome is
-``needs_info`` and ``missing_facts`` names what to ask for. Nothing missing
-is ever treated as false.
+``needs_info`` and ``missing_facts`` names what to ask for — but only the
+facts some value of which would change the decision (:mod:`engine.relevance`
+proves the others cannot). Nothing missing is ever treated as false.
 
 Money results are rounded once, to the currency's minor unit, with the
 policy's declared rounding mode.

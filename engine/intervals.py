@@ -19,7 +19,7 @@ open end moves by one step), which makes comparisons on them exact.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Callable
@@ -400,7 +400,3 @@ def cut(span: Span, at: Any) -> list[Span]:
         if isinstance(piece, Span) and not piece.empty:
             out.append(piece)
     return out
-
-
-def with_open(span: Span, **ends: bool) -> Span:
-    return replace(span, **ends)
