@@ -37,8 +37,12 @@ from conftest import POLICIES
 EXAMPLES = int(os.environ.get("CLAUSE_PROPERTY_EXAMPLES", "10"))
 BASE = date(2025, 1, 1)
 ENGINE = Engine.load(POLICIES)
-# Kinds where the witness search below has failed on some generated case; not
-# yet told apart from an over-reported fact (open: see the issue 8 report).
+# Kinds where the witness search below has failed on some generated case. The
+# one examined (ippbx-store exchange: received_on, requested_on and
+# contacted_customer_service all missing) is a weakness of the search — random
+# fills of two related dates rarely land inside the 7-working-day window where
+# the contact rule's deadline shows — not an over-reported fact; the others
+# are not yet examined.
 OPEN = {("did-provider", "refund"), ("intpho", "return_inspection"), ("ippbx-store", "exchange")}
 KINDS = [pytest.param(vendor, kind, marks=pytest.mark.xfail(reason="witness search incomplete", strict=False))
          if (vendor, kind) in OPEN else (vendor, kind)
