@@ -22,6 +22,7 @@ from engine.compiler import compile_policy
 from engine.engine import MATCHERS, policy_files
 from engine.errors import Diagnostic, PolicyError
 from engine.explain import render_text
+from engine.bounds import missing_line
 from engine.factschema import facts_schema, kind_facts, template
 from engine import reports
 from engine.diff import report_json, report_text, run_diff
@@ -561,7 +562,7 @@ def render_decision(d: dict[str, Any]) -> str:
                           f"{'  amount ' + money(a['amount']) if a['amount'] else ''}: {a['text']}"
                           for a in d.get("alternatives", ())]),
         ("Actions", [f"{a['party']}: {a['text']}" for a in d["actions"]]),
-        ("Missing facts", [f"{m['fact']}: {m['why']}" for m in d["missing_facts"]]),
+        ("Missing facts", [missing_line(m) for m in d["missing_facts"]]),
     ]
     for title, items in sections:
         if items:

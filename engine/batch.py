@@ -9,7 +9,8 @@ skipped — never fatal, never silently dropped.
 CSV input has the columns ``id, vendor, kind, as_of`` and one column per
 fact; an empty cell is an absent fact, ``true``/``false`` are booleans for
 bool facts, whole numbers for integer facts, and a JSON cell (``[...]``)
-gives a list fact.
+gives a list fact. A JSON object cell (``{"at_most": "2025-03-17"}``,
+``{"one_of": ["a", "b"]}``) gives a fact known only partly (a bound).
 """
 
 from __future__ import annotations
@@ -104,6 +105,11 @@ def _typed_csv_facts(engine: Engine, case: dict[str, Any]) -> None:
             case["facts"][name] = int(value)
         elif kind == "list" and value.startswith("["):
             case["facts"][name] = jsonread.loads(value)
+        elif kind != "string" and value.startswith("{"):  # a bound, e.g. {"at_most": "2025-03-17"}
+            try:
+                case["facts"][name] = jsonread.loads(value)
+            except ValueError:
+                pass  # coercion reports the text against the fact
 
 
 def decide_line(engine: Engine, number: int, raw: str, fmt: str, lang: str) -> tuple[int, str, Any]:

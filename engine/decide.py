@@ -5,8 +5,9 @@ ranked — overriding rules (``override: true``, e.g. a fraud denial) first,
 then by priority or file order — and the highest-ranked matching rule
 decides. A rule ranked above the winner whose condition is *unknown*
 because facts are missing blocks the decision: the outcome is
-``needs_info`` and ``missing_facts`` names what to ask for. Nothing missing
-is ever treated as false.
+``needs_info`` and ``missing_facts`` names what to ask for — but only the
+facts some value of which would change the decision (:mod:`engine.relevance`
+proves the others cannot). Nothing missing is ever treated as false.
 
 Money results are rounded once, to the currency's minor unit, with the
 policy's declared rounding mode.
@@ -14,12 +15,13 @@ policy's declared rounding mode.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from engine import deadlines as deadline_rules
-from engine import money
+from engine import money, relevance
 from engine.currency import CURRENCY_FACT
 from engine.errors import Diagnostic, EvaluationError
 from engine.expressions.functions import EvalFailure
@@ -54,11 +56,16 @@ def select(kind: CompiledKind, matched: list[int], facts: dict[str, Any],
 class _Result:
     """Evaluates a winning rule's result expressions, tracking missing facts."""
 
-    __slots__ = ("compiled", "currency", "facts", "missed", "missing", "quantum", "rule")
+    __slots__ = ("bounds", "compiled", "currency", "facts", "lang", "missed", "missing", "proven", "quantum",
+                 "rule")
 
     def __init__(self, compiled: CompiledPolicy, rule: CompiledRule, facts: dict[str, Any],
-                 missed: dict[str, str]) -> None:
+                 missed: dict[str, str], lang: str = "en", proven: dict[Any, Any] | None = None,
+                 bounds: dict[str, Any] | None = None) -> None:
         self.compiled = compiled
+        self.bounds = bounds or {}
+        self.lang = lang
+        self.proven = proven or {}  # result values proven for every value of the missing facts
         self.missed = missed
         self.rule = rule
         self.facts = facts
@@ -70,9 +77,16 @@ class _Result:
         try:
             return fn(self.facts)
         except KeyError as err:
+            key = (what, name) if name else what
+            if key in self.proven:
+                return self.proven[key]
+            ok, value = relevance.point_value(self.compiled, self.facts, self.bounds, expr.checked.node)
+            if ok:  # the same for every value of the missing facts
+                return value
             label = f"{what} {name!r}" if name else what
             for fact in self.compiled.needs([err.args[0]], self.facts, self.missed):
-                self.missing.append(MissingFact(fact, f"needed for {label} (rule {self.rule.rule.id})"))
+                self.missing.append(missing_fact(self.compiled, fact, f"needed for {label} (rule "
+                                                 f"{self.rule.rule.id})", self.lang))
             return None
         except (EvalFailure, ArithmeticError, ValueError, OverflowError) as err:
             label = f"{what} {name!r}" if name else what
@@ -137,8 +151,19 @@ def _text(texts: Any, lang: str) -> str:
     return str(texts.get(lang) or texts["en"])
 
 
+def missing_fact(compiled: CompiledPolicy, fact: str, why: str, lang: str,
+                 decides: Any = None) -> MissingFact:
+    """A missing fact with the question to ask, in ``lang`` (else English, else its meaning)."""
+    decl = compiled.policy.facts.get(fact)
+    question = None
+    if decl is not None:
+        question = decl.question.get(lang) or decl.question.get("en") or decl.meaning
+    return MissingFact(fact, why, question, decides)
+
+
 def decide(compiled: CompiledPolicy, kind_name: str, facts: dict[str, Any], matched: list[int],
-           missed: dict[str, str], *, case_id: str | None, as_of: date, lang: str) -> Decision:
+           missed: dict[str, str], *, case_id: str | None, as_of: date, lang: str,
+           bounds: dict[str, Any] | None = None) -> Decision:
     """Build the Decision for a case whose facts are derived and matched."""
     policy = compiled.policy
     kind = compiled.kinds[kind_name]
@@ -152,18 +177,27 @@ def decide(compiled: CompiledPolicy, kind_name: str, facts: dict[str, Any], matc
     empty: dict[str, Any] = {"amount": None, "customer_pays": None, "fees": (),
                              "deadlines": tuple(declared), "actions": ()}
     if blockers:
+        # Would any value of the missing facts change the decision? (engine.relevance)
+        analysis = relevance.analyse(compiled, kind, facts, bounds or {})
+        if analysis.settled:
+            return _settled(compiled, kind, analysis, facts, missed, lang, common, bounds or {},
+                            declared)
+        if analysis.relevant:
+            blockers = [r for r in kind.ranked if r in blockers and r in analysis.winners()] or blockers
+            missing = list(analysis.relevant)
         reasons = tuple(Reason(r.rule.id, r.rule.clause, source,
                                _needs_text(r, compiled.needs(ir.unknown_fields(r.cond, facts), facts,
                                                              missed), lang))
                         for r in blockers)
         why = "could change the outcome: rule " + ", ".join(r.rule.id for r in blockers)
         return Decision(outcome="needs_info", **empty, reasons=reasons,
-                        missing_facts=tuple(MissingFact(f, why) for f in missing), **common)
+                        missing_facts=tuple(missing_fact(compiled, f, why, lang, analysis.ranges.get(f))
+                                            for f in missing), **common)
     if winner is None:
         text = render(_text(kind.kind.otherwise_reason, lang), facts, {}, compiled)
         return Decision(outcome=kind.kind.otherwise_outcome, **empty, missing_facts=(),
                         reasons=(Reason(f"{kind_name}:otherwise", None, source, text),), **common)
-    return _granted(compiled, winner, facts, missed, lang, common, declared)
+    return _granted(compiled, winner, facts, missed, lang, common, declared, bounds=bounds)
 
 
 _NEEDS = {
@@ -180,13 +214,52 @@ def _needs_text(rule: CompiledRule, own: list[str], lang: str) -> str:
     return template.format(rule=rule.rule.id, outcome=rule.rule.outcome, facts=", ".join(own))
 
 
+def _settled(compiled: CompiledPolicy, kind: CompiledKind, analysis: relevance.Analysis,
+             facts: dict[str, Any], missed: dict[str, str], lang: str, common: dict[str, Any],
+             bounds: dict[str, Any], declared: list[Deadline]) -> Decision:
+    """The decision every value of the missing facts leads to.
+
+    When several rules give that same decision in different regions, each
+    one's reason is given (in decision order): together they cover every case.
+    """
+    rank = {id(r): i for i, r in enumerate(kind.ranked)}
+    winners = sorted(analysis.winners(), key=lambda w: rank[id(w)] if w is not None else len(rank))
+    if analysis.always:  # a rule that applies whatever the missing facts are: its reason holds
+        winners = [analysis.always[-1]]
+    shown = {n: bounds_text(v) for n, v in bounds.items()}
+    decisions = []
+    for rule in winners:
+        if rule is None:
+            text = render(_text(kind.kind.otherwise_reason, lang), facts, shown, compiled)
+            reason = Reason(f"{kind.kind.name}:otherwise", None, compiled.policy.source_file, text)
+            decisions.append(Decision(outcome=kind.kind.otherwise_outcome, amount=None, customer_pays=None,
+                                      fees=(), deadlines=tuple(declared), actions=(),
+                                      missing_facts=(), reasons=(reason,), **common))
+        else:
+            proven = next(b.proven for b in analysis.boxes if b.winner is rule)
+            decisions.append(_granted(compiled, rule, facts, missed, lang, common, declared,
+                                               proven, bounds))
+    first = decisions[0]
+    if len(decisions) == 1:
+        return first
+    actions = tuple(dict.fromkeys(a for d in decisions for a in d.actions))
+    return replace(first, reasons=tuple(r for d in decisions for r in d.reasons), actions=actions)
+
+
+def bounds_text(value: Any) -> str:
+    from engine.bounds import describe  # noqa: PLC0415 - decide stays importable alone
+    return describe(value)
+
+
 def _granted(compiled: CompiledPolicy, winner: CompiledRule, facts: dict[str, Any],
              missed: dict[str, str], lang: str, common: dict[str, Any],
-             declared: list[Deadline]) -> Decision:
+             declared: list[Deadline], proven: dict[Any, Any] | None = None,
+             bounds: dict[str, Any] | None = None) -> Decision:
     rule = winner.rule
     policy = compiled.policy
     winner.derive(facts, missed)
-    res = _Result(compiled, winner, facts, missed)
+    res = _Result(compiled, winner, facts, missed, lang, proven, bounds)
+    shown = {n: bounds_text(v) for n, v in (bounds or {}).items()}
     amount = res.money(winner.amount, rule.amount, "amount")
     if rule.amount is not None and amount is None:
         # Without the amount the vendor owes, no decision can be made.
@@ -200,7 +273,7 @@ def _granted(compiled: CompiledPolicy, winner: CompiledRule, facts: dict[str, An
     fees = tuple(Fee(name, m, rule.id) for name, fn, expr in winner.fees
                  if (m := res.money(fn, expr, "fee", name)) is not None) if winner.fees else ()
     texts = winner.texts.get(lang) or winner.texts["en"]
-    extra = {"amount": amount, "customer_pays": customer_pays}
+    extra = {**shown, "amount": amount, "customer_pays": customer_pays}
     deadlines = deadline_rules.merge(declared, tuple(  # a date not computable yet: status unknown
         Deadline(name, d := res.value(fn, expr, "deadline", name), rule.id,
                  deadline_rules.status(d, common["as_of"]),

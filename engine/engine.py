@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo
 from typing import TYPE_CHECKING, Any, Callable
 
 from engine._resources import default_policies_dir
+from engine.bounds import check as check_bounds
+from engine.bounds import split_case
 from engine.case import Case, coerce_facts
 from engine.compiler import CompiledPolicy, compile_policy
 from engine.currency import CURRENCY_FACT, case_currency
@@ -129,7 +131,8 @@ class Engine:
                 pass  # coercion reports it against the fact
         return as_of
 
-    def _prepare(self, case: Case | Mapping[str, Any]) -> tuple[Case, date, CompiledPolicy, Any, dict[str, Any]]:
+    def _prepare(self, case: Case | Mapping[str, Any]) -> tuple[Case, date, CompiledPolicy, Any, dict[str, Any],
+                                                                dict[str, Any]]:
         if not isinstance(case, Case):
             case = Case.from_mapping(case)
         as_of = case.as_of or self._default_as_of(case.vendor)
@@ -139,13 +142,15 @@ class Engine:
                 "case", f"unknown kind {case.kind!r} for {case.vendor}; kinds: "
                 + ", ".join(compiled.kinds), case.document.loc(("kind",)) if case.document else None,
                 "/kind")])
+        case, bounds = split_case(case, compiled.policy)  # bounded facts stay out of the match
         facts = coerce_facts(case, compiled.policy)
+        check_bounds(compiled.policy, facts, bounds, case.document)
         facts["as_of"] = as_of  # readable by expressions as the decision date
         facts[CURRENCY_FACT] = case_currency(case, compiled.policy)  # the decision's currency
-        return case, as_of, compiled, matcher, facts
+        return case, as_of, compiled, matcher, facts, bounds
 
     def _run(self, case: Case | Mapping[str, Any], lang: str) -> tuple[Decision, CompiledPolicy, dict[str, Any]]:
-        case, as_of, compiled, matcher, facts = self._prepare(case)
+        case, as_of, compiled, matcher, facts, bounds = self._prepare(case)
         with decimal.localcontext(CONTEXT):
             _run_checks(compiled, facts, case)
             kind = compiled.kinds[case.kind]
@@ -153,7 +158,7 @@ class Engine:
             kind.derive(facts, missed)
             matched = matcher.match(case.kind, facts)
             decision = build_decision(compiled, case.kind, facts, matched, missed,
-                                      case_id=case.id, as_of=as_of, lang=lang)
+                                      case_id=case.id, as_of=as_of, lang=lang, bounds=bounds)
         return decision, compiled, facts
 
     def decide(self, case: Case | Mapping[str, Any], *, lang: str = "en") -> Decision:

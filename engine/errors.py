@@ -15,6 +15,7 @@ Codes are stable strings that users and tools may match on:
 ``case``            a case is malformed (no vendor, unknown kind, ...)
 ``case_fact_type``  a case fact has the wrong type or value
 ``case_check``      a case breaks one of the policy's consistency checks
+``case_fact_bound`` a case's bound or value contradicts another fact (both named)
 ``evaluation``      an expression failed on a case (e.g. division by zero)
 ``matcher_unavailable``  the requested back end cannot run here
 ==================  =========================================================

@@ -23,18 +23,34 @@ _JSON_TYPES: dict[str, dict[str, Any]] = {
 }
 
 
-def _fact_schema(decl: FactDecl) -> dict[str, Any]:
+def _fact_schema(decl: FactDecl, top: bool = True) -> dict[str, Any]:
     kind = decl.type.kind
     if kind == "enum":
         out: dict[str, Any] = {"enum": list(decl.type.values)}
     elif kind == "list":
         out = {"type": "array", "items": {
             "type": "object", "additionalProperties": False, "required": list(decl.fields),
-            "properties": {k: _fact_schema(f) for k, f in decl.fields.items()}}}
+            "properties": {k: _fact_schema(f, False) for k, f in decl.fields.items()}}}
     else:
         out = dict(_JSON_TYPES[kind])
+    if top and (kind in _ORDERABLE or kind in ("enum", "bool")):  # records' fields take values only
+        out = {"anyOf": [out, _bounded(kind, out)]}
     out["description"] = decl.meaning
     return out
+
+
+_ORDERABLE = ("integer", "decimal", "money", "date", "datetime", "duration")
+
+
+def _bounded(kind: str, value: dict[str, Any]) -> dict[str, Any]:
+    """The bounded form of a fact (README "Bounded facts"): a range, or possible values."""
+    if kind in _ORDERABLE:
+        return {"type": "object", "minProperties": 1, "additionalProperties": False,
+                "description": "Partly known: the value lies within these bounds (inclusive).",
+                "properties": {"at_least": value, "at_most": value}}
+    return {"type": "object", "required": ["one_of"], "additionalProperties": False,
+            "description": "Partly known: the value is one of these.",
+            "properties": {"one_of": {"type": "array", "minItems": 1, "items": value}}}
 
 
 def facts_schema(policy: Policy, kind: str | None = None, names: list[str] | None = None) -> dict[str, Any]:

@@ -85,6 +85,7 @@ def _unused_facts(policy: Policy) -> list[Finding]:
         read |= e.reads
     if policy.version_by:
         read.add(policy.version_by)
+    read |= {n for d in policy.facts.values() for n in (d.at_most, d.at_least) if n}  # bounds
     return [Finding("unused_fact", "warning", f"fact {name!r} is declared but nothing reads it",
                     decl.location, name)
             for name, decl in policy.facts.items() if name not in read]

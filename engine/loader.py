@@ -28,6 +28,7 @@ from engine.location import SourceLocation
 from engine.model import (Action, AlternativeDecl, Check, DeadlineDecl, Derived, Expr, FactDecl, Kind,
                           OutOfScope, Policy, Rule)
 from engine import currency as currencies
+from engine.bounds import fact_relation_errors
 
 # Names every expression can read besides the declared facts.
 RESERVED = {"as_of": t.DATE}
@@ -81,9 +82,12 @@ class _Builder:
         else:
             typ = _SCALAR_TYPES[kind]
         bounds = {k: self.bound(spec[k], (*path, k)) for k in ("minimum", "maximum") if k in spec}
+        question = self.text(spec["question"], (*path, "question")) if "question" in spec else None
         return FactDecl(name, typ, spec["meaning"], self.doc.loc(path), fields=MappingProxyType(fields),
                         example=spec.get("example"), clause=spec.get("clause"),
-                        clause_location=self.doc.loc((*path, "clause")), **bounds)
+                        clause_location=self.doc.loc((*path, "clause")), **bounds,
+                        **({"question": question} if question else {}),
+                        at_most=spec.get("at_most"), at_least=spec.get("at_least"))
 
     def bound(self, raw: Any, path: tuple[Any, ...]) -> Decimal | None:
         """A ``minimum``/``maximum``: a finite number in the range cases may use."""
@@ -298,6 +302,8 @@ class _Builder:
                            ("facts", name))
         self.env.update({k: f.type for k, f in facts.items()})
         self.env.update(RESERVED)
+        for name, path, message in fact_relation_errors(facts):
+            self.error("policy", message, ("facts", name, path))
         derived = self.derived()
         checks = tuple(Check(e, c["message"]) for i, c in enumerate(self.data.get("checks", ()))
                        if (e := self.expr(("checks", i, "expr"), "bool")))

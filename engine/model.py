@@ -32,6 +32,9 @@ class FactDecl:
     example: Any = None
     clause: str | None = None            # the source sentence defining it, if any
     clause_location: SourceLocation | None = None
+    question: Mapping[str, str] = field(default_factory=lambda: EMPTY)  # lang -> what to ask
+    at_most: str | None = None           # another fact this one never exceeds
+    at_least: str | None = None          # another fact this one is never below
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +253,8 @@ class ActionItem:
 class MissingFact:
     fact: str
     why: str
+    question: str | None = None
+    range: Mapping[str, Any] | None = None  # the bound that would decide (a bounded fact)
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,7 +304,9 @@ class Decision:
                               "customer_pays": a.customer_pays.to_dict() if a.customer_pays else None,
                               "text": a.text, "rule": a.rule} for a in self.alternatives],
             "actions": [{"party": a.party, "text": a.text, "rule": a.rule} for a in self.actions],
-            "missing_facts": [{"fact": m.fact, "why": m.why} for m in self.missing_facts],
+            "missing_facts": [{"fact": m.fact, "why": m.why, "question": m.question,
+                               "range": dict(m.range) if m.range is not None else None}
+                              for m in self.missing_facts],
             "reasons": [{"rule": r.rule, "clause": r.clause, "source": r.source, "text": r.text}
                         for r in self.reasons],
             "policy": dict(self.policy),

@@ -355,3 +355,22 @@ def test_sigkill_leaves_only_whole_windows(tmp_path: Path) -> None:
         assert decision["case_id"] == case["id"]
     assert [json.loads(r[1])["id"] for r in rows] == [f"B-{i}" for i in range(len(rows))]
     assert policies == 1
+
+
+def test_csv_cell_with_a_bound(tmp_path: Path) -> None:
+    """A JSON object in a CSV cell is a bounded fact."""
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["id", "vendor", "kind", "as_of", "sent_to_miami", "has_ra", "ra_issued_on",
+                     "approved_for_return", "shipped_back_on"])
+    writer.writerow(["B1", "intpho", "return", "2025-03-25", "true", "true", "2025-03-01", "false",
+                     '{"at_least": "2025-03-02"}'])
+    writer.writerow(["B2", "intpho", "return", "2025-03-25", "true", "true", "2025-03-01", "true",
+                     '{"at_least": "2025-03-20"}'])
+    source = tmp_path / "bounds.csv"
+    source.write_text(buf.getvalue(), encoding="utf-8")
+    ok(clause("batch", str(source), "-o", str(tmp_path / "out.jsonl"), cwd=tmp_path))
+    out = read_jsonl(tmp_path / "out.jsonl")
+    assert [(d["case_id"], d["outcome"], d["missing_facts"]) for d in out] == [
+        ("B1", "deny", []), ("B2", "deny", [])]
+    assert out[1]["reasons"][0]["rule"] == "return-ra-expired"

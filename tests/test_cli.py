@@ -379,8 +379,9 @@ def test_facts_schema(runner: CliRunner) -> None:
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["type"] == "object" and schema["additionalProperties"] is False
     props = schema["properties"]
-    assert props["installed_on"]["format"] == "date"
-    assert props["damage_cause"]["enum"] == ["factory", "customer_misuse", "other"]
+    value, bounded = props["installed_on"]["anyOf"]  # a value, or a bound (README "Bounded facts")
+    assert value["format"] == "date" and set(bounded["properties"]) == {"at_least", "at_most"}
+    assert props["damage_cause"]["anyOf"][0]["enum"] == ["factory", "customer_misuse", "other"]
     assert props["interruptions"]["items"]["required"] == ["start", "end", "compliance_pct"]
     assert "days_in_service" not in props  # derived facts are not input
 

@@ -610,3 +610,22 @@ def test_post_reload(reload_server: Server) -> None:
     assert "previous" in body["error"]
     assert refund_amount(own_server) == "25000.50"
     assert own_server.get("/healthz").json()["ok"] is False
+
+
+def test_decide_bounded_fact(server: Server, local_engine: Engine) -> None:
+    """A fact given as a bound (README "Bounded facts"): described by the OpenAPI Case, answered with a range."""
+    case = {"id": "B-1", "vendor": "intpho", "kind": "return", "as_of": "2025-03-25", "facts": {
+        "sent_to_miami": True, "has_ra": True, "ra_issued_on": "2025-03-01", "approved_for_return": True,
+        "freight": "prepaid", "original_carton": True, "original_packing_materials": True,
+        "ra_on_label": True, "carton_written_on": False, "shipped_back_on": {"at_least": "2025-03-02"}}}
+    reply = server.post("/v1/decide", case)
+    assert reply.status == 200, reply.text
+    got = reply.json()
+    assert got == local_engine.decide(case).to_dict()
+    assert got["missing_facts"][0]["range"] == {"at_most": "2025-03-15"}
+    spec = server.get("/openapi.json").json()
+    spec_validator(spec, "Case").validate(case)
+    spec_validator(spec, "Decision").validate(got)
+    bad = {**case, "facts": {**case["facts"], "arrived_on": "2025-03-01"}}
+    body = assert_diagnostics(server.post("/v1/decide", bad), 422)
+    assert "shipped_back_on and arrived_on" in json.dumps(body)
