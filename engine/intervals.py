@@ -25,6 +25,7 @@ from decimal import Decimal
 from typing import Any, Callable
 
 from engine.case import MAX_INTEGER, MAX_MAGNITUDE, MAX_YEAR, MIN_YEAR
+from engine.expressions.functions import EvalFailure
 
 TRUE, FALSE, UNKNOWN = "true", "false", "unknown"
 ORDERABLE = ("integer", "decimal", "money", "date", "datetime", "duration")
@@ -278,7 +279,9 @@ def monotone(fn: Callable[..., Any], args: list[Abstract], signs: tuple[int, ...
     high = [s.hi if sign > 0 else s.lo for s, sign in zip(spans, signs, strict=True)]
     try:
         lo, hi = fn(*low), fn(*high)
-    except (ArithmeticError, OverflowError, ValueError, TypeError):
+    except (ArithmeticError, OverflowError, ValueError, TypeError, EvalFailure):
+        # A corner the function cannot evaluate (a year the holiday calendar
+        # does not know, a date past 9999) bounds nothing: stay unproven.
         return TOP
     if all(s.point for s in spans):
         return point(lo)

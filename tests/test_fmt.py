@@ -159,6 +159,8 @@ def test_orders_cover_exactly_the_schema_properties() -> None:
         "equivalent": policy["properties"]["mutation"]["properties"]["equivalent"]["items"]["properties"],
         "tests": schemas["test-case"]["properties"], "test": test,
         "case": schemas["case"]["properties"], "want": test["want_decision"]["properties"],
+        "kind_deadline": defs["kind"]["properties"]["deadlines"]["items"]["properties"],
+        "alternative": rule["alternatives"]["items"]["properties"],
     }
     assert set(ORDERS) == set(expected)
     for name, props in expected.items():

@@ -251,7 +251,7 @@ def test_cli_accepts_bounded_facts(runner: Any, tmp_path: Path) -> None:
     path.write_text(json.dumps(case), encoding="utf-8")
     result = runner.invoke(main, ["decide", str(path), "--format", "json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["missing_facts"][0]["range"] == {"at_most": "2025-03-15"}
+    assert json.loads(result.stdout)["missing_facts"][0]["range"] == {"at_most": "2025-03-15"}
     text = runner.invoke(main, ["decide", str(path)])
     assert "what decides: is it at most 2025-03-15?" in text.output
 
