@@ -1,6 +1,6 @@
 """Partial knowledge: bounded facts in cases, and bounds between facts in policies.
 
-A case may give a fact as a bound instead of a value (DESIGN.md §2)::
+A case may give a fact as a bound instead of a value (docs/design.md §2.4)::
 
     shipped_back_on: {at_most: "2025-04-10"}          # on or before
     refund_total:    {at_least: "10.00", at_most: "20.00"}

@@ -77,7 +77,7 @@ def facts_schema(policy: Policy, kind: str | None = None, names: list[str] | Non
 
 
 def _money_in(policy: Policy) -> str:
-    """Which currencies a case's amounts may be in (DESIGN.md §2: money facts)."""
+    """Which currencies a case's amounts may be in (docs/design.md §2.4: money facts)."""
     if policy.currency_named:
         return f"{policy.currency} (\"12.50\" or \"12.50 {policy.currency}\")"
     accepted = ", ".join(policy.currencies) or "any ISO 4217 currency"

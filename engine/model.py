@@ -92,7 +92,7 @@ class DeadlineDecl:
 
 @dataclass(frozen=True, slots=True)
 class AlternativeDecl:
-    """What the customer may still do or buy instead of the claim (DESIGN.md §2)."""
+    """What the customer may still do or buy instead of the claim (docs/design.md §2.4)."""
 
     outcome: str
     text: Mapping[str, str]

@@ -2,7 +2,7 @@
 import { el, clear, money } from "./util.js";
 
 function deadlineStatus(d, asOf) {
-  if (d.status) return d.status;  // given by the engine (DESIGN.md extensions)
+  if (d.status) return d.status;  // given by the engine (docs/design.md §2.4)
   if (!d.date) return "unknown";
   return d.date >= asOf ? "open" : "passed";
 }
