@@ -102,10 +102,10 @@ def test_every_bundled_kind_has_a_policy_test_asserting_its_deadlines(engine: En
 def test_declared_deadline_clause_must_quote_the_source(itellum_copy: Path) -> None:
     path = itellum_copy / "policy.yaml"
     text = path.read_text(encoding="utf-8")
-    path.write_text(text.replace("        clause: Our satellite equipment is guaranteed for 6 months.\n"
-                                 "        text:",
-                                 "        clause: Our satellite equipment is guaranteed for 7 months.\n"
-                                 "        text:"), encoding="utf-8")
+    # The declared deadline's clause (8 spaces in, under `deadlines:`), wherever fmt put it among its keys.
+    quote = "\n        clause: Our satellite equipment is guaranteed for 6 months.\n"
+    assert text.count(quote) == 1
+    path.write_text(text.replace(quote, quote.replace("6 months", "7 months")), encoding="utf-8")
     from engine.loader import load_policy  # noqa: PLC0415
     problems = check_trace(load_policy(path))
     (d,) = [p for p in problems if p.code == "clause_not_in_source"]
