@@ -377,15 +377,13 @@ def test_pasted_case_and_copied_command_give_the_same_decision(page: Any, base_u
 
 
 def test_bounded_facts_when_the_schema_offers_them(page: Any, base_url: str, artefacts: Path) -> None:
-    """A facts schema with ``{"at_most": V}``/``{"at_least": V}`` forms gets a bound picker."""
-    def with_bounds(route: Any) -> None:
+    """Facts whose schema offers ``{"at_most": V}``/``{"at_least": V}`` (issue 8) get a bound picker."""
+    def without_bounds_for_installed_on(route: Any) -> None:  # a schema may offer them for some facts only
         schema = route.fetch().json()
-        date = schema["properties"]["failed_on"]
-        bound = {"type": "object", "minProperties": 1, "additionalProperties": False,
-                 "properties": {"at_most": date, "at_least": date}}
-        schema["properties"]["failed_on"] = {"oneOf": [date, bound], "description": date.get("description")}
+        plain = schema["properties"]["installed_on"]["anyOf"][0]
+        schema["properties"]["installed_on"] = {**plain, "description": "Day the service was installed"}
         route.fulfill(json=schema)
-    page.route("**/v1/policies/itellum/facts", with_bounds)
+    page.route("**/v1/policies/itellum/facts", without_bounds_for_installed_on)
     open_workbench(page, base_url, "itellum", "warranty")
     assert page.locator('[data-bound="failed_on"]').count() == 1
     assert page.locator('[data-bound="installed_on"]').count() == 0
