@@ -20,7 +20,7 @@ from engine import currency
 from engine._yaml import Document, json_path
 from engine.errors import CaseError, Diagnostic
 from engine.limits import (MAX_DURATION, MAX_INTEGER, MAX_MAGNITUDE, MAX_PLACES, MAX_YEAR,  # noqa: F401
-                           MIN_YEAR, bad_text, decimal_problem, parse_decimal, shown_text, text_problems,
+                           MIN_YEAR, bad_text, decimal_problem, parse_decimal, shown, shown_text, text_problems,
                            whole_number)
 
 if TYPE_CHECKING:
@@ -108,11 +108,12 @@ def _check_number(value: Decimal | int) -> None:
 
 def _shown(value: Any) -> str:
     """A value as the user wrote it (``1.5``, not ``Decimal('1.5')``)."""
-    if isinstance(value, Decimal):
-        return str(value)
     if isinstance(value, bool):
         return "true" if value else "false"
-    return repr(value)
+    if isinstance(value, (Decimal, int)):
+        return shown(value)
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:60]}… ({len(text)} characters)"
 
 
 def _shape(data: Any, document: Document | None) -> list[Diagnostic]:

@@ -29,6 +29,17 @@ MAX_NUMBER_TEXT = 64  # characters of a number written as text
 _DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
+def shown(value: int | Decimal) -> str:
+    """A number for a message, shortened when long (an echo must not be as big as the attack)."""
+    try:
+        text = str(value)
+    except ValueError:  # an int past Python's 4300-digit conversion limit
+        return "a number of more than 4300 digits"
+    if len(text) <= 40:
+        return text
+    return f"{text[:16]}…{text[-6:]} ({len(text)} characters)"
+
+
 def decimal_problem(value: Decimal) -> str | None:
     """Why ``value`` is outside the exact range the engine computes in, or None.
 
@@ -38,10 +49,10 @@ def decimal_problem(value: Decimal) -> str | None:
     if not value.is_finite():
         return f"expected a finite number, found {value}"
     if value and value.adjusted() >= 12:  # adjusted(): the power of ten of the first digit
-        return f"{value} is out of range (amounts must be below {MAX_MAGNITUDE:,f})"
+        return f"{shown(value)} is out of range (amounts must be below {MAX_MAGNITUDE:,f})"
     exponent = value.as_tuple().exponent
     if isinstance(exponent, int) and -exponent > MAX_PLACES:
-        return f"{value} has more than {MAX_PLACES} decimal places"
+        return f"{shown(value)} has more than {MAX_PLACES} decimal places"
     return None
 
 
@@ -73,12 +84,12 @@ def whole_number(value: int | Decimal) -> int:
         if not value.is_finite():
             raise TypeError(f"expected a whole number, found {value}")
         if value and value.adjusted() >= 15:
-            raise ValueError(f"{value} is out of range (at most {MAX_INTEGER - 1:,} in size)")
+            raise ValueError(f"{shown(value)} is out of range (at most {MAX_INTEGER - 1:,} in size)")
         if value != value.to_integral_value():
-            raise TypeError(f"expected a whole number, found {value}")
+            raise TypeError(f"expected a whole number, found {shown(value)}")
         value = int(value)
     if abs(value) >= MAX_INTEGER:
-        raise ValueError(f"{value} is out of range (at most {MAX_INTEGER - 1:,} in size)")
+        raise ValueError(f"{shown(value)} is out of range (at most {MAX_INTEGER - 1:,} in size)")
     return value
 
 

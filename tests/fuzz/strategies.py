@@ -1,8 +1,9 @@
 """Hypothesis strategies for the fuzzers: JSON junk, typed fact values, cases, and policies.
 
-Input classes that hit a bug another helper is fixing are excluded here,
-each under a ``# known: issue 9 item N (h9a)`` comment, so they can be
-switched back on once the fix has landed.
+Every input class of the issue 9 red-team pass is generated here — lone
+surrogates, huge exponents and digit counts, years past the holiday
+calendars, overflowing durations, non-scalar ids — beside the ordinary
+values, so a regression in any of their guards is found by the fuzzers.
 """
 
 from __future__ import annotations
@@ -16,33 +17,41 @@ from hypothesis import strategies as st
 from engine import Engine
 from engine.model import FactDecl, Policy
 
-# known: issue 9 item 5 (h9a) — lone surrogates (Hypothesis' default text alphabet excludes the
-# "Cs" category; keep it so until lone surrogates are refused with a 4xx / located error).
-TEXT = st.text(max_size=12)
+# Text includes lone surrogates ("Cs", which Hypothesis leaves out by default): JSON can carry
+# them as \ud800 escapes, and every path must refuse them cleanly.
+TEXT = st.one_of(st.text(max_size=12), st.text(st.characters(exclude_categories=()), max_size=12))
 NAMES = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True)
 
-# known: issue 9 item 4 (h9a) — exponents and digit counts are bounded: 1e300000 stalls a decision.
-INTS = st.integers(min_value=-(10 ** 18), max_value=10 ** 18)
-DECIMALS = st.builds(lambda m, e: Decimal(m).scaleb(e), st.integers(-(10 ** 12), 10 ** 12), st.integers(-12, 3))
-NUMBERS = st.one_of(INTS, DECIMALS)
+# Numbers within the engine's bounds, and now and then far beyond them: huge exponents
+# (1e300000 once stalled a decision for seconds), thousands of digits, tiny magnitudes.
+HUGE = st.sampled_from([Decimal("1e300000"), Decimal("-1e1000000"), Decimal("1e-999999"), Decimal("9" * 5000),
+                        Decimal("1e5000"), Decimal("-0.0"), Decimal("2.0"), 10 ** 4000, -(10 ** 400)])
+INTS = st.one_of(st.integers(min_value=-(10 ** 18), max_value=10 ** 18), st.integers().filter(lambda i: i != 0))
+DECIMALS = st.one_of(
+    st.builds(lambda m, e: Decimal(m).scaleb(e), st.integers(-(10 ** 12), 10 ** 12), st.integers(-12, 3)),
+    st.builds(lambda m, e: Decimal(m).scaleb(e), st.integers(-(10 ** 40), 10 ** 40), st.integers(-400, 400)))
+NUMBERS = st.one_of(INTS, DECIMALS, DECIMALS, HUGE)
 
 SCALARS = st.one_of(st.none(), st.booleans(), NUMBERS, TEXT)
 JSON = st.recursive(SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=4),
                                                       st.dictionaries(TEXT, inner, max_size=4)), max_leaves=12)
 
 DAYS = st.dates(min_value=date(1990, 1, 1), max_value=date(2090, 12, 31))
-# known: issue 9 item 11 (h9a) — years past the calendars' data (about 2100) are kept out.
-DATE_TEXT = st.one_of(DAYS.map(date.isoformat), st.sampled_from(["2025-02-30", "2025-13-01", "25-01-01",
-                                                                 "2025-1-1", "", "yesterday", "2025-01-01T"]))
+# Far dates too: past the holiday calendars' data (about 2100, Indonesia from 1946) and the
+# supported years, where a business-day count must be refused, never silently wrong.
+FAR_DAYS = st.dates(min_value=date(1, 1, 1), max_value=date(9999, 12, 31))
+DATE_TEXT = st.one_of(DAYS.map(date.isoformat), DAYS.map(date.isoformat), FAR_DAYS.map(date.isoformat),
+                      st.sampled_from(["2025-02-30", "2025-13-01", "25-01-01", "2025-1-1", "", "yesterday",
+                                       "2025-01-01T", "2102-12-25", "2999-12-31", "1900-01-01", "1945-08-17"]))
 DATETIME_TEXT = st.one_of(
     st.builds(lambda d, h, m, z: f"{d.isoformat()}T{h:02d}:{m:02d}:00{z}", DAYS, st.integers(0, 23),
               st.integers(0, 59), st.sampled_from(["Z", "+00:00", "-06:00", "+05:30", ""])),
     st.sampled_from(["2025-01-01T25:00:00Z", "2025-01-01 10:00", "T10:00"]))
-# known: issue 9 item 6 (h9a) — durations are kept far below the timedelta limit (P1000000000D overflows).
 DURATION_TEXT = st.one_of(
     st.builds(lambda d, h, m: f"P{d}DT{h}H{m}M", st.integers(0, 400), st.integers(0, 48), st.integers(0, 120)),
     st.builds(lambda h: f"PT{h}H", st.integers(0, 10000)),
-    st.sampled_from(["P", "PT", "1 hour", "P-1D", "PT1.5H", "P1Y"]))
+    st.builds(lambda d: f"P{d}D", st.integers(0, 10 ** 30)),  # beyond the timedelta limit too
+    st.sampled_from(["P", "PT", "1 hour", "P-1D", "PT1.5H", "P1Y", "P1000000000D", "PT99999999999999999999H"]))
 MONEY_TEXT = st.one_of(DECIMALS.map(lambda d: f"{d:f}"), st.sampled_from(["12.345", "1,00", "$5", "", "-0"]))
 
 
@@ -102,9 +111,8 @@ def typed_case(draw: st.DrawFn, engine: Engine) -> dict[str, Any]:
         case["as_of"] = draw(st.one_of(st.dates(min_value=policy.effective_from, max_value=date(2090, 12, 31))
                                        .map(date.isoformat), DATE_TEXT))
     if draw(st.booleans()):
-        # known: issue 9 items 4/5/12 (h9a) — ids stay strings or small numbers (1e5000, lone
-        # surrogates and list ids are the id validation's business).
-        case["id"] = draw(st.one_of(TEXT, st.integers(-1000, 10 ** 9), st.none()))
+        # Any JSON as an id: 1e5000, -0.0, lone surrogates and lists must be refused or echoed exactly.
+        case["id"] = draw(st.one_of(TEXT, st.integers(-1000, 10 ** 9), st.none(), NUMBERS, JSON))
     if draw(st.integers(0, 9)) == 0:
         case[draw(st.sampled_from(["vendor", "kind", "facts", "as_of", "extra"]))] = draw(JSON)
     return case
