@@ -301,23 +301,41 @@ def diff(old: str, new: str, cases_path: Path | None, fmt: str, matcher: str) ->
               help="Enable POST /v1/reload (with $CLAUSE_RELOAD_TOKEN set, only for clients sending it).")
 @click.option("--open", "open_page", is_flag=True, help="Open the workbench page in a browser.")
 @click.option("--no-workbench", is_flag=True, help="Serve the JSON API only: no page, editor or batch upload.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Worker processes (each loads the policies and opens the log itself).")
+@click.option("--json-logs", is_flag=True, help="One JSON line per request on stderr (request id, vendor, kind, "
+                                                 "outcome, version, latency).")
+@click.option("--log-facts", is_flag=True, help="With --json-logs, also log each case's facts (personal data).")
 def serve(host: str, port: int, policies: Path | None, matcher: str, log_target: str | None, no_log: bool,
-          max_body: int, body_timeout: float, allow_reload: bool, open_page: bool, no_workbench: bool) -> None:
-    """Serve decisions over HTTP (OpenAPI at /openapi.json); reloads policies when they change."""
+          max_body: int, body_timeout: float, allow_reload: bool, open_page: bool, no_workbench: bool,
+          workers: int, json_logs: bool, log_facts: bool) -> None:
+    """Serve decisions over HTTP (OpenAPI at /openapi.json, metrics at /metrics); reloads changed policies."""
     import os  # noqa: PLC0415
 
     import uvicorn  # noqa: PLC0415 - only this verb needs the server
 
+    from engine.accesslog import enable_json_lines  # noqa: PLC0415
     from engine.service import create_app  # noqa: PLC0415
 
     root = policy_dir(policies, machine=False)
+    if json_logs:
+        enable_json_lines()
+    if workers > 1:
+        from engine.settings import Settings  # noqa: PLC0415
+        settings = Settings(root, None if no_log else log_target, matcher, max_body, body_timeout, allow_reload,
+                            os.environ.get("CLAUSE_RELOAD_TOKEN") or None, not no_workbench, json_logs, log_facts)
+        os.environ.update(settings.to_env())
+        click.echo(f"{workers} workers; decision log: {settings.log or 'none'}")
+        uvicorn.run("engine.service:app_from_env", factory=True, workers=workers, host=host, port=port,
+                    log_level="info")
+        return
     log = None if no_log or not log_target else _open_log(log_target, "text")
     click.echo(f"decision log: {log_target}" if log is not None else "decision log: none (add --log FILE)")
     try:
         app = create_app(root, matcher=matcher, log=log, max_body=max_body,
                          body_timeout=body_timeout, allow_reload=allow_reload,
                          reload_token=os.environ.get("CLAUSE_RELOAD_TOKEN") or None,
-                         workbench=not no_workbench)
+                         workbench=not no_workbench, json_logs=json_logs, log_facts=log_facts)
     except EngineError as err:
         fail(err, "text")
     if open_page and not no_workbench:

@@ -183,6 +183,13 @@ class DecisionLog:
     def _sql(self, text: str) -> str:
         return text.replace("?", self._mark)
 
+    def ping(self) -> None:
+        """Raise when the log cannot be reached now (the service's readiness check)."""
+        with self._lock:
+            self._conn.execute("SELECT 1")
+            if not isinstance(self._conn, sqlite3.Connection):
+                self._conn.rollback()  # leave no transaction open on the server
+
     def transaction(self) -> contextlib.AbstractContextManager[Any]:
         """A cursor in one transaction (for tables kept beside the decisions, e.g. batch runs)."""
         return self._transaction()

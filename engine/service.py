@@ -11,10 +11,18 @@ the CLI uses):
 * ``POST /v1/reload`` — reload the policies now (off unless the server is
   started with ``allow_reload``; with a ``reload_token``, only for a client
   sending it as ``Authorization: Bearer``);
-* ``GET /healthz``.
+* ``GET /healthz`` (liveness: the process answers) and ``GET /readyz``
+  (readiness: the policy files load and the decision log answers; 503
+  otherwise);
+* ``GET /metrics`` — Prometheus text format (:mod:`engine.metrics`).
 
-Input errors answer 422 with the CLI's diagnostics, a body over the size
-limit 413, an unknown route 404; no traceback ever reaches a client.
+Errors are RFC 9457 ``application/problem+json`` carrying the CLI's
+diagnostics: input errors 422, a body over the size limit 413, an unknown
+route 404; no traceback ever reaches a client. Every response carries an
+``X-Request-Id``; with ``json_logs`` each request is one JSON line on the
+``clause.access`` logger (:mod:`engine.accesslog`). :func:`app_from_env`
+builds the application from ``CLAUSE_*`` environment variables, for
+``uvicorn --factory engine.service:app_from_env`` and gunicorn.
 Policies reload when their files change: the new set is loaded and
 compiled aside and swapped in with one assignment, so a request sees the
 old set or the new one, never a mix; a broken edit keeps the old set and
@@ -30,6 +38,7 @@ import json
 import logging
 import threading
 import time
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -40,11 +49,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from engine import __version__, jsonread
+from engine.accesslog import AccessLog, enable_json_lines
 from engine.engine import Engine, policy_files
 from engine.errors import Diagnostic, EngineError
 from engine.factschema import facts_schema
 from engine.log import DecisionLog
+from engine.metrics import Metrics
 from engine.schemas import load_schema
+from engine.settings import Settings
 from engine.workbench import make_routes as workbench_routes
 
 LOG = logging.getLogger("clause.service")
@@ -54,16 +66,20 @@ BODY_TIMEOUT = 10.0         # seconds to receive a whole request body
 
 
 def _error(status: int, code: str, message: str, diagnostics: list[dict[str, Any]] | None = None) -> JSONResponse:
+    """An RFC 9457 problem; ``ok``/``error`` kept for clients of the first API version."""
     diags = diagnostics or [Diagnostic(code, message).to_dict()]
-    return JSONResponse({"ok": False, "error": message, "diagnostics": diags}, status_code=status)
+    body = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status, "detail": message,
+            "code": code, "diagnostics": diags, "ok": False, "error": message}
+    return JSONResponse(body, status_code=status, media_type="application/problem+json")
 
 
 class PolicySet:
     """The engine in service, swapped atomically when the policy files change."""
 
-    def __init__(self, root: Path, matcher: str) -> None:
+    def __init__(self, root: Path, matcher: str, metrics: Metrics | None = None) -> None:
         self.root = root
         self.matcher = matcher
+        self.metrics = metrics or Metrics()
         self.engine = Engine.load(root, matcher=matcher)
         self.loaded_at = time.time()
         self.stamp = self._stamp()
@@ -80,23 +96,29 @@ class PolicySet:
             stamp = self._stamp()
             if stamp == self.stamp and not force:
                 return False
-            try:
-                fresh = Engine.load(self.root, matcher=self.matcher)
-            except Exception as err:  # noqa: BLE001 - a policy must never take the service down
-                self.stamp = stamp  # do not retry the same broken files every second
-                diagnostics = err.diagnostics if isinstance(err, EngineError) else [
-                    Diagnostic("internal", f"the policies could not be loaded ({type(err).__name__}: {err})")]
-                self.last_error = [d.to_dict() for d in diagnostics]
-                LOG.error("policy reload failed; still serving the previous policies:\n%s", err,
-                          exc_info=not isinstance(err, EngineError))
-                return False
-            # The swap: one reference assignment. The old engine is not closed
-            # here: requests in flight may still use it; its back end is freed
-            # when the last of them lets go of it.
-            self.engine = fresh
-            self.stamp, self.last_error, self.loaded_at = stamp, None, time.time()
-            LOG.info("policies reloaded from %s", self.root)
-            return True
+            changed = self._load(stamp)
+            self.metrics.reloaded("reloaded" if changed else "failed", self.last_error is None)
+            return changed
+
+    def _load(self, stamp: tuple[tuple[str, int, int], ...]) -> bool:
+        """Compile the files aside and swap them in, or keep serving the old set and say why."""
+        try:
+            fresh = Engine.load(self.root, matcher=self.matcher)
+        except Exception as err:  # noqa: BLE001 - a policy must never take the service down
+            self.stamp = stamp  # do not retry the same broken files every second
+            diagnostics = err.diagnostics if isinstance(err, EngineError) else [
+                Diagnostic("internal", f"the policies could not be loaded ({type(err).__name__}: {err})")]
+            self.last_error = [d.to_dict() for d in diagnostics]
+            LOG.error("policy reload failed; still serving the previous policies:\n%s", err,
+                      exc_info=not isinstance(err, EngineError))
+            return False
+        # The swap: one reference assignment. The old engine is not closed
+        # here: requests in flight may still use it; its back end is freed
+        # when the last of them lets go of it.
+        self.engine = fresh
+        self.stamp, self.last_error, self.loaded_at = stamp, None, time.time()
+        LOG.info("policies reloaded from %s", self.root)
+        return True
 
     def watch(self, interval: float, stop: threading.Event) -> None:
         while not stop.wait(interval):
@@ -165,13 +187,19 @@ def _embedded(schema: dict[str, Any], at: str) -> dict[str, Any]:
 def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | None = None,
                max_body: int = MAX_BODY, watch_interval: float | None = 1.0,
                body_timeout: float = BODY_TIMEOUT, allow_reload: bool = False,
-               reload_token: str | None = None, workbench: bool = True) -> Starlette:
+               reload_token: str | None = None, workbench: bool = True, json_logs: bool = False,
+               log_facts: bool = False, owns_log: bool = False) -> Starlette:
     """The ASGI application (also usable with any ASGI server or test client).
 
     ``workbench`` adds the web page at ``/``, ``/docs`` and their endpoints
-    (:mod:`engine.workbench`).
+    (:mod:`engine.workbench`). ``json_logs`` writes one JSON line per
+    request (with the case's facts only if ``log_facts``). With
+    ``owns_log`` the application closes ``log`` when it shuts down, after
+    the requests in flight have been answered.
     """
-    state = PolicySet(policies, matcher)
+    metrics = Metrics()
+    tracer = _tracer()
+    state = PolicySet(policies, matcher, metrics)
     stop = threading.Event()
     spec = openapi()
 
@@ -199,40 +227,84 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
         except jsonread.JSONInputError as err:
             raise _Reject(422, "json", f"the body is not valid JSON: {err}") from err
 
-    def decide_one(engine: Engine, case: Any) -> tuple[dict[str, Any] | None, list[dict[str, Any]] | None]:
-        try:
-            decision = engine.decide(case)
-        except EngineError as err:
-            return None, [d.to_dict() for d in err.diagnostics]
+    def decide_one(engine: Engine, case: Any, lang: str = "en",
+                   explain: bool = False) -> tuple[dict[str, Any] | None, list[dict[str, Any]] | None]:
+        started = time.perf_counter()
+        with tracer.start_as_current_span("clause.decide") if tracer else contextlib.nullcontext() as span:
+            try:
+                if explain:
+                    decision, steps = engine.explain(case, lang=lang)
+                else:
+                    decision, steps = engine.decide(case, lang=lang), None
+            except EngineError as err:
+                if span is not None:
+                    span.set_attribute("clause.error", err.diagnostics[0].code if err.diagnostics else "error")
+                return None, [d.to_dict() for d in err.diagnostics]
+            if span is not None:
+                span.set_attributes({"clause.vendor": decision.vendor, "clause.kind": decision.kind,
+                                     "clause.outcome": decision.outcome,
+                                     "clause.policy_digest": decision.policy["digest"]})
+        metrics.decided(decision.vendor, decision.kind, decision.outcome, decision.policy["version"],
+                        time.perf_counter() - started)
         if log is not None:
             try:
-                log.write(case, decision, engine.policy_by_digest(decision.vendor, decision.policy["digest"]),
-                          "serve")
+                with metrics.log_write():
+                    log.write(case, decision, engine.policy_by_digest(decision.vendor, decision.policy["digest"]),
+                              "serve", lang)
             except Exception as err:
                 if not _log_busy(err):
                     raise
                 LOG.warning("decision not logged, answered 503: %s", err)
                 return None, [Diagnostic("log_unavailable", "the decision log is busy or unavailable "
                                          f"({err}); the decision could not be recorded, so it is not given: retry").to_dict()]
-        return decision.to_dict(), None
+        data = decision.to_dict()
+        if steps is not None:
+            data["explanation"] = [s.to_dict() for s in steps]
+        return data, None
+
+    def problem(request: Request, status: int, code: str, message: str,
+                diagnostics: list[dict[str, Any]] | None = None) -> JSONResponse:
+        """An error answer, counted in the metrics and named in the access log."""
+        metrics.failed(code, status)
+        request.state.error_code = code
+        return _error(status, code, message, diagnostics)
+
+    def options(request: Request, case: Any) -> tuple[str, bool]:
+        """``?lang=`` (a language of the case's policy) and ``?explain=true`` — the CLI's options."""
+        lang = request.query_params.get("lang", "en")
+        explain = request.query_params.get("explain", "false").lower()
+        if explain not in ("true", "false", "1", "0"):
+            raise _Reject(422, "query", f"explain must be true or false, not {explain[:40]!r}")
+        vendor = case.get("vendor") if isinstance(case, dict) else None
+        versions = state.engine.vendors.get(vendor) if isinstance(vendor, str) else None
+        known = {lang for p in versions for lang in p.languages} if versions else {"en"}
+        if lang not in known and (versions or lang != "en"):
+            raise _Reject(422, "lang", f"language {lang[:40]!r} is not one of the policy's: "
+                          f"{', '.join(sorted(known))}")
+        return lang, explain in ("true", "1")
 
     async def decide(request: Request) -> Response:
         case = await body_of(request)
-        decision, diags = await run_in_threadpool(decide_one, state.engine, case)
+        lang, explain = options(request, case)
+        decision, diags = await run_in_threadpool(decide_one, state.engine, case, lang, explain)
         if diags is not None and diags[0]["code"] == "log_unavailable":
-            reply = _error(503, "log_unavailable", diags[0]["message"], diags)
+            reply = problem(request, 503, "log_unavailable", diags[0]["message"], diags)
             reply.headers["Retry-After"] = "1"
             return reply
         if diags is not None:
-            return _error(422, diags[0]["code"], diags[0]["message"], diags)
+            return problem(request, 422, diags[0]["code"], diags[0]["message"], diags)
+        assert decision is not None
+        request.state.decision = {"vendor": decision["vendor"], "kind": decision["kind"],
+                                  "outcome": decision["outcome"], "version": decision["policy"]["version"],
+                                  "digest": decision["policy"]["digest"], "facts": case.get("facts")}
         return JSONResponse(decision)
 
     async def decide_batch(request: Request) -> Response:
         cases = await body_of(request)
         if not isinstance(cases, list):
-            return _error(422, "case", "the body must be a JSON array of cases")
+            return problem(request, 422, "case", "the body must be a JSON array of cases")
         if len(cases) > MAX_BATCH:
-            return _error(413, "body_too_large", f"at most {MAX_BATCH} cases per request")
+            return problem(request, 413, "body_too_large", f"at most {MAX_BATCH} cases per request")
         engine = state.engine  # one policy set for the whole batch
 
         def run() -> list[dict[str, Any]]:
@@ -253,37 +325,58 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
     async def facts(request: Request) -> Response:
         versions = state.engine.vendors.get(request.path_params["vendor"])
         if not versions:
-            return _error(404, "case", f"unknown vendor {request.path_params['vendor']!r}")
+            return problem(request, 404, "case", f"unknown vendor {request.path_params['vendor']!r}")
         return JSONResponse(facts_schema(versions[-1]))
 
     async def reload(request: Request) -> Response:
         refused = _reload_refusal(request, allow_reload, reload_token)
         if refused is not None:
+            metrics.failed("reload_refused", refused.status_code)
             return refused
         changed = await run_in_threadpool(state.reload, True)
         if state.last_error and not changed:
-            return _error(422, state.last_error[0]["code"], "the new policies are invalid; the previous ones "
-                          "are still serving", state.last_error)
+            return problem(request, 422, state.last_error[0]["code"], "the new policies are invalid; the "
+                           "previous ones are still serving", state.last_error)
         return JSONResponse({"ok": True, "reloaded": changed})
 
     async def health(_: Request) -> Response:
-        return JSONResponse({"ok": state.last_error is None, "version": __version__,
+        """Liveness: the process answers. ``ok`` says whether the files on disk load (see /readyz)."""
+        return JSONResponse({"ok": state.last_error is None, "live": True, "version": __version__,
                              "policies": len(policy_files(state.root)), "loaded_at": state.loaded_at,
                              "reload_error": state.last_error})
+
+    async def ready(request: Request) -> Response:
+        """Readiness: 200 when the policy files load and the decision log answers, else 503."""
+        problems = list(state.last_error or [])
+        if log is not None:
+            try:
+                await run_in_threadpool(log.ping)
+            except Exception as err:  # noqa: BLE001 - any failure means "do not send traffic here"
+                problems.append(Diagnostic("log_unavailable", f"the decision log does not answer: "
+                                           f"{type(err).__name__}").to_dict())
+        if problems:
+            reply = problem(request, 503, problems[0]["code"], "not ready: " + problems[0]["message"], problems)
+            reply.headers["Retry-After"] = "1"
+            return reply
+        return JSONResponse({"ok": True, "ready": True, "version": __version__, "loaded_at": state.loaded_at})
+
+    async def metrics_doc(_: Request) -> Response:
+        body, kind = metrics.render()
+        return Response(body, media_type=kind)
 
     async def spec_doc(_: Request) -> Response:
         return JSONResponse(spec)
 
-    async def on_reject(_: Request, exc: Exception) -> Response:
+    async def on_reject(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, _Reject)
-        return _error(exc.status, exc.code, exc.message)
+        return problem(request, exc.status, exc.code, exc.message)
 
-    async def on_crash(_: Request, exc: Exception) -> Response:
+    async def on_crash(request: Request, exc: Exception) -> Response:
         if isinstance(exc, ClientDisconnect):  # nobody is left to answer; not an error of ours
             LOG.info("client disconnected before its answer")
-            return _error(400, "client_disconnect", "the client went away")
+            return problem(request, 400, "client_disconnect", "the client went away")
         LOG.exception("internal error", exc_info=exc)
-        return _error(500, "internal", "internal error; see the server log")
+        return problem(request, 500, "internal", "internal error; see the server log")
 
     def start() -> None:
         if watch_interval:
@@ -291,8 +384,11 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
                              name="clause-policy-watcher").start()
 
     def shutdown() -> None:
+        """After the server has answered the requests in flight: stop watching, free, close the log."""
         stop.set()
         state.engine.close()
+        if owns_log and log is not None:
+            log.close()
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -307,11 +403,46 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
         Route("/v1/policies/{vendor}/facts", facts, methods=["GET"]),
         Route("/v1/reload", reload, methods=["POST"]),
         Route("/healthz", health, methods=["GET"]),
+        Route("/readyz", ready, methods=["GET"]),
+        Route("/metrics", metrics_doc, methods=["GET"]),
         Route("/openapi.json", spec_doc, methods=["GET"]),
         *(workbench_routes(lambda: state.engine, max_body) if workbench else []),
     ], exception_handlers={_Reject: on_reject, Exception: on_crash}, lifespan=lifespan)
     app.state.policies = state
+    app.state.metrics = metrics
+    app.add_middleware(AccessLog, metrics=metrics, json_logs=json_logs, log_facts=log_facts)
     return app
+
+
+def app_from_env() -> Starlette:
+    """The application configured by ``CLAUSE_*`` environment variables (:mod:`engine.settings`).
+
+    For ``uvicorn --factory engine.service:app_from_env``, gunicorn with
+    uvicorn workers, and ``clause serve --workers N``: each worker process
+    builds its own application (and opens its own connection to the log).
+    """
+    settings = Settings.from_env()
+    if settings.json_logs:
+        enable_json_lines()
+    log = DecisionLog(settings.log) if settings.log else None
+    try:
+        return create_app(settings.policies, matcher=settings.matcher, log=log, max_body=settings.max_body,
+                          body_timeout=settings.body_timeout, allow_reload=settings.allow_reload,
+                          reload_token=settings.reload_token, workbench=settings.workbench,
+                          json_logs=settings.json_logs, log_facts=settings.log_facts, owns_log=True)
+    except BaseException:
+        if log is not None:
+            log.close()
+        raise
+
+
+def _tracer() -> Any:
+    """An OpenTelemetry tracer when the optional ``otel`` extra is installed, else None (no cost)."""
+    try:
+        from opentelemetry import trace  # noqa: PLC0415 - optional
+    except ImportError:
+        return None
+    return trace.get_tracer("clause", __version__)
 
 
 def _log_busy(err: Exception) -> bool:

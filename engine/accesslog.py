@@ -1,0 +1,114 @@
+"""One structured line per HTTP request, request ids, and request timing for the metrics.
+
+An ASGI middleware (not Starlette's ``BaseHTTPMiddleware``, which buffers
+streamed bodies) that:
+
+* gives each request an id — the client's ``X-Request-Id`` when it is a
+  short token, else a fresh one — and returns it in ``X-Request-Id``;
+* times the request into ``clause_http_request_seconds`` by route name;
+* with ``json_logs``, writes one JSON object per request to the
+  ``clause.access`` logger: time, request id, method, route, status,
+  latency, and for decisions vendor, kind, outcome, policy version and
+  digest (handlers leave those in ``scope["state"]["decision"]``). The
+  case's facts are never logged unless ``log_facts`` is set.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Awaitable, Callable
+
+from engine.metrics import Metrics
+
+ACCESS = logging.getLogger("clause.access")
+_TOKEN = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+Scope = dict[str, Any]
+ASGI = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
+
+
+class JsonLines(logging.Formatter):
+    """A record's message is already a JSON object: write it as one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return record.getMessage()
+
+
+def enable_json_lines() -> None:
+    """Send the access log to stderr as JSON lines (once per process: the CLI or a worker's factory).
+
+    Process-wide logging setup belongs to the program, not the library: only
+    ``clause serve`` and :func:`engine.service.app_from_env` call this.
+    """
+    if any(isinstance(h.formatter, JsonLines) for h in ACCESS.handlers):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLines())
+    ACCESS.addHandler(handler)
+    ACCESS.setLevel(logging.INFO)
+    ACCESS.propagate = False
+
+
+def route_name(path: str) -> str:
+    """A bounded label for a path (clients can send any path; the label set must not grow)."""
+    for prefix, name in (("/v1/decide/batch", "decide_batch"), ("/v1/decide", "decide"),
+                         ("/v1/policies", "policies"), ("/v1/reload", "reload"), ("/healthz", "healthz"),
+                         ("/readyz", "readyz"), ("/metrics", "metrics"), ("/openapi.json", "openapi"),
+                         ("/workbench/api", "workbench_api"), ("/workbench/static", "page")):
+        if path == prefix or path.startswith(prefix + "/"):
+            return name
+    return "page" if path in ("/", "/docs") else "other"
+
+
+class AccessLog:
+    """The middleware; see the module docstring."""
+
+    def __init__(self, app: ASGI, metrics: Metrics, *, json_logs: bool = False, log_facts: bool = False) -> None:
+        self.app, self.metrics, self.json_logs, self.log_facts = app, metrics, json_logs, log_facts
+
+    async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Any]],
+                       send: Callable[[Any], Awaitable[None]]) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        sent = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
+        request_id = sent if _TOKEN.fullmatch(sent) else uuid.uuid4().hex
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        status = {"code": 500}
+        started = time.perf_counter()
+
+        async def send_with_id(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                message = {**message, "headers": [*message.get("headers", []),
+                                                  (b"x-request-id", request_id.encode())]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = route_name(scope.get("path", ""))
+            self.metrics.requests.labels(route, scope.get("method", ""), str(status["code"])).observe(elapsed)
+            if self.json_logs:
+                self._write(scope, state, route, status["code"], elapsed)
+
+    def _write(self, scope: Scope, state: dict[str, Any], route: str, status: int, elapsed: float) -> None:
+        line: dict[str, Any] = {
+            "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+            "request_id": state["request_id"], "method": scope.get("method"), "route": route,
+            "path": scope.get("path"), "status": status, "latency_ms": round(elapsed * 1000, 3)}
+        decision = state.get("decision")
+        if decision:
+            line.update({k: decision.get(k) for k in ("vendor", "kind", "outcome", "version", "digest")})
+            if self.log_facts and "facts" in decision:
+                line["facts"] = decision["facts"]
+        if state.get("error_code"):
+            line["error"] = state["error_code"]
+        ACCESS.info(json.dumps(line, ensure_ascii=True, default=str))
