@@ -71,9 +71,12 @@ class _FieldTests:
     def most_true(self) -> int:
         """The most tests one value of the field (or its absence) makes true."""
         unequal_total = sum(self.unequal.values())
+        best = self.present + unequal_total + self._ranges_true_at_extremes()
+        if not self.ranges:  # one equality value at a time: no sweep needed
+            at = [self.equal[v] - self.unequal[v] for v in (*self.equal, *self.unequal)]
+            return max(best + max(0, *at), self.absent)  # 0: a value no test names
         points: list[tuple[Any, int]] = [(c, s) for _, c in self.ranges for s in (-1, 0, 1)]
         points += [(c, 0) for c in (*self.equal, *self.unequal)]
-        best = self.present + unequal_total + self._ranges_true_at_extremes()
         for point in points:
             value = point[0]
             true = self.present + sum(_TRUE[op](_compare(point, c)) for op, c in self.ranges)
@@ -115,20 +118,13 @@ def _count_constants(cond: ir.Cond) -> int:
 
 
 def _with(group: _Group, leaves: list[ir.Leaf], constants: int) -> _Group:
-    """The group with one more rule (a new group; the old one is kept for a refusal)."""
-    fields = dict(group.fields)
-    bounds = dict(group.bounds)
-    touched: dict[str, _FieldTests] = {}
+    """``group`` grown by one rule, in place (a refused rule starts a new group anyway)."""
     for leaf in leaves:
-        if leaf.field not in touched:
-            old = fields.get(leaf.field, _FieldTests())
-            touched[leaf.field] = _FieldTests(Counter(old.equal), Counter(old.unequal), list(old.ranges),
-                                              old.present, old.absent)
-        touched[leaf.field].add(leaf)
-    for name, tests in touched.items():
-        fields[name] = tests
-        bounds[name] = tests.most_true()
-    return _Group(fields, bounds, group.constants + constants)
+        group.fields.setdefault(leaf.field, _FieldTests()).add(leaf)
+    for name in {leaf.field for leaf in leaves}:
+        group.bounds[name] = group.fields[name].most_true()
+    group.constants += constants
+    return group
 
 
 def most_true(conds: Iterable[ir.Cond]) -> int:
@@ -154,13 +150,12 @@ def split(conds: list[ir.Cond], budget: int = BUDGET) -> tuple[list[list[int]], 
         if alone.total() > budget:
             too_wide.append(i)
             continue
-        grown = _with(group, leaves, constants)
-        if grown.total() > budget:
+        group = _with(group, leaves, constants)
+        if group.total() > budget:
             groups.append(current)
             current, group = [i], alone
         else:
             current.append(i)
-            group = grown
     if current:
         groups.append(current)
     return groups, too_wide
