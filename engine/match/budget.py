@@ -74,7 +74,7 @@ class _FieldTests:
         best = self.present + unequal_total + self._ranges_true_at_extremes()
         if not self.ranges:  # one equality value at a time: no sweep needed
             at = [self.equal[v] - self.unequal[v] for v in (*self.equal, *self.unequal)]
-            return max(best + max(0, *at), self.absent)  # 0: a value no test names
+            return max(best + max([0, *at]), self.absent)  # 0: a value no test names
         points: list[tuple[Any, int]] = [(c, s) for _, c in self.ranges for s in (-1, 0, 1)]
         points += [(c, 0) for c in (*self.equal, *self.unequal)]
         for point in points:
