@@ -15,6 +15,8 @@ Hardened against every pitfall measured in docs/design.md §4:
    (see :func:`_scaled`), never as floats or exponents;
 7. wide membership lists never reach the core (the IR lowers them), and rule
    and field counts are checked at compile time;
+   a kind's rules are split over several rulesets so that no case can make
+   64 tests true in one of them (error 303, :mod:`engine.match.budget`);
 8. the generated ruleset is checked before it is handed over, and the core's
    bare error numbers are wrapped with the policy and kind;
 9. calls hold the GIL anyway, so each ruleset is guarded by its own lock.
@@ -34,14 +36,14 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable
 
-from engine.errors import Diagnostic, MatcherUnavailable, PolicyError
-from engine.match import ir
+from engine.errors import Diagnostic, EvaluationError, MatcherUnavailable, PolicyError
+from engine.match import budget, ir
 
 if TYPE_CHECKING:
     from engine.compiler import CompiledPolicy, CompiledKind
     from engine.expressions.types import Type
 
-MAX_RULES = 400
+MAX_RULES = 2000  # per kind: load time grows with the rulesets the budget splits them into
 MAX_FIELDS = 200
 MAX_SAFE = 2**53  # integers a double holds exactly, whatever the core parses them as
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -129,11 +131,12 @@ def _constant_scale(values: list[Any]) -> int:
 
 
 class _KindRuleset:
-    """One durable_rules ruleset for one kind, with its projection."""
+    """The durable_rules rulesets of one kind (as many as the true-test budget needs), one projection."""
 
     def __init__(self, core: Any, compiled: CompiledPolicy, kind: CompiledKind) -> None:
         self.core = core
         self.lock = threading.Lock()
+        self.kind_name = kind.kind.name
         leaves = [leaf for r in kind.rules for leaf in ir.leaves(r.cond)]
         fields = sorted({leaf.field for leaf in leaves})
         if len(kind.rules) > MAX_RULES or len(fields) > MAX_FIELDS:
@@ -151,18 +154,38 @@ class _KindRuleset:
             self.projections.append((name, self.names[name], project))
         self.project_const = {name: p for name, _, p in self.projections}
         self.rule_ids = {f"r{r.rule.index}": r.rule.index for r in kind.rules}
-        definition = {f"r{r.rule.index}": {"all": [{"m": {"$and": [
-            {"$nex": {"$s": 1}}, self.condition(r.cond)]}}]} for r in kind.rules}
-        definition["guard"] = {"all": [{"m": {"$and": [{"$nex": {"$s": 1}}, {"k": 1}]}}]}
-        text = json.dumps(definition, ensure_ascii=False)
-        _check_numbers(definition)
-        self.name = f"clause-{compiled.policy.vendor}-{kind.kind.name}-{uuid.uuid4().hex}"
+        groups, too_wide = budget.split([r.cond for r in kind.rules])
+        if too_wide:
+            rule = kind.rules[too_wide[0]].rule
+            raise PolicyError([Diagnostic(
+                "limit", f"rule {rule.id!r} alone can make more than {budget.BUDGET} tests true at once; "
+                "the rete matcher's core fails at 64 (split the rule, or use --matcher python)",
+                rule.location)])
+        self.texts: list[str] = []
+        for group in groups:
+            definition = {f"r{kind.rules[i].rule.index}": {"all": [{"m": {"$and": [
+                {"$nex": {"$s": 1}}, self.condition(kind.rules[i].cond)]}}]} for i in group}
+            definition["guard"] = {"all": [{"m": {"$and": [{"$nex": {"$s": 1}}, {"k": 1}]}}]}
+            _check_numbers(definition)
+            self.texts.append(json.dumps(definition, ensure_ascii=False))
+        self.prefix = f"clause-{compiled.policy.vendor}-{kind.kind.name}"
+        self.location = kind.kind.rules[0].location
+        self.handles: list[Any] = []
         try:
-            self.handle = core.create_ruleset(self.name, text)
+            for text in self.texts:
+                self.handles.append(self._create(text))
+        except PolicyError:
+            for handle in self.handles:
+                core.delete_ruleset(handle)
+            raise
+
+    def _create(self, text: str) -> Any:
+        try:
+            return self.core.create_ruleset(f"{self.prefix}-{uuid.uuid4().hex}", text)
         except Exception as err:  # noqa: BLE001 - the core raises bare error numbers
             raise PolicyError([Diagnostic(
-                "limit", f"durable_rules refused the ruleset for kind {kind.kind.name!r}: {err}",
-                kind.kind.rules[0].location)]) from err
+                "limit", f"durable_rules refused the ruleset for kind {self.kind_name!r}: {err}",
+                self.location)]) from err
 
     def condition(self, cond: ir.Cond) -> dict[str, Any]:
         if isinstance(cond, (ir.All, ir.Any)):
@@ -195,18 +218,38 @@ class _KindRuleset:
         text = json.dumps(fact, ensure_ascii=False)
         fired: list[int] = []
         with self.lock:
-            _code, state = self.core.assert_fact(self.handle, text)
-            try:
-                result = self.core.start_action_for_state(self.handle, state)
-                message = result[1] if result else None
-                while message:
-                    rule = message[2:message.index('"', 2)]
-                    if rule in self.rule_ids:
-                        fired.append(self.rule_ids[rule])
-                    message = self.core.complete_and_start_action(self.handle, state)
-            finally:
-                self.core.delete_state(self.handle, "0")
+            for i in range(len(self.handles)):
+                self._fire(i, text, fired)
         return sorted(set(fired))  # an $or fires once per true branch
+
+    def _fire(self, i: int, text: str, fired: list[int]) -> None:
+        """Assert the case in ruleset ``i``; a failure of the core becomes an EvaluationError."""
+        handle = self.handles[i]
+        try:
+            _code, state = self.core.assert_fact(handle, text)
+        except Exception as err:  # noqa: BLE001 - bare error numbers; the state may be half-built
+            self._replace(i)
+            raise EvaluationError([Diagnostic(
+                "evaluation", f"the rete matcher's core failed on this case of kind {self.kind_name!r} "
+                f"({err}); the python matcher decides it")]) from err
+        try:
+            result = self.core.start_action_for_state(handle, state)
+            message = result[1] if result else None
+            while message:
+                rule = message[2:message.index('"', 2)]
+                if rule in self.rule_ids:
+                    fired.append(self.rule_ids[rule])
+                message = self.core.complete_and_start_action(handle, state)
+        finally:
+            self.core.delete_state(handle, "0")
+
+    def _replace(self, i: int) -> None:
+        """A fresh ruleset for one whose state a failed assert may have left half-built."""
+        old, self.handles[i] = self.handles[i], self._create(self.texts[i])
+        try:
+            self.core.delete_ruleset(old)
+        except Exception:  # noqa: BLE001, S110 - the old handle is dropped either way
+            pass
 
 
 def _check_numbers(node: Any) -> None:
@@ -221,13 +264,16 @@ def _check_numbers(node: Any) -> None:
         raise PolicyError([Diagnostic("limit", f"value {node!r} cannot be sent to durable_rules")])
 
 
-def _delete(core: Any, handles: list[Any]) -> None:
-    for handle in handles:
-        core.delete_ruleset(handle)
+def _delete(core: Any, owners: list[dict[str, _KindRuleset]]) -> None:
+    """Delete every ruleset (the current handles: a replaced one was deleted already)."""
+    for kinds in owners:
+        for ruleset in kinds.values():
+            for handle in ruleset.handles:
+                core.delete_ruleset(handle)
 
 
 class ReteMatcher:
-    """Matches cases on durable_rules' C core, one ruleset per kind."""
+    """Matches cases on durable_rules' C core: per kind, as many rulesets as the true-test budget needs."""
 
     name = "rete"
 
@@ -236,10 +282,9 @@ class ReteMatcher:
         self._kinds: dict[str, _KindRuleset] = {}
         handles: list[Any] = []
         self._finalizer = weakref.finalize(self, _delete, core, handles)
+        handles.append(self._kinds)  # before building: a later kind's failure frees the earlier ones
         for name, kind in compiled.kinds.items():
-            ruleset = _KindRuleset(core, compiled, kind)
-            self._kinds[name] = ruleset
-            handles.append(ruleset.handle)
+            self._kinds[name] = _KindRuleset(core, compiled, kind)
 
     def match(self, kind: str, facts: dict[str, Any]) -> list[int]:
         """Indices (file order) of the kind's rules whose condition is true."""
