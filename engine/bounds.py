@@ -52,6 +52,8 @@ class Relation:
 
 def is_bound(raw: Any) -> bool:
     """Whether a case value is a bound (``{"at_most": ...}``...) rather than a value."""
+    if isinstance(raw, (str, bool, int, Decimal, list)):  # the usual values: skip the slow ABC check
+        return False
     return isinstance(raw, Mapping) and bool(raw) and all(k in KEYS for k in raw)
 
 
