@@ -227,8 +227,9 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
         except jsonread.JSONInputError as err:
             raise _Reject(422, "json", f"the body is not valid JSON: {err}") from err
 
-    def decide_one(engine: Engine, case: Any, lang: str = "en",
-                   explain: bool = False) -> tuple[dict[str, Any] | None, list[dict[str, Any]] | None]:
+    def decided(engine: Engine, case: Any, lang: str,
+                explain: bool) -> tuple[Any, list[Any] | None, list[dict[str, Any]] | None]:
+        """(decision, explanation steps, None) or (None, None, diagnostics); counted and traced."""
         started = time.perf_counter()
         with tracer.start_as_current_span("clause.decide") if tracer else contextlib.nullcontext() as span:
             try:
@@ -239,28 +240,51 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
             except EngineError as err:
                 if span is not None:
                     span.set_attribute("clause.error", err.diagnostics[0].code if err.diagnostics else "error")
-                return None, [d.to_dict() for d in err.diagnostics]
+                return None, None, [d.to_dict() for d in err.diagnostics]
             if span is not None:
                 span.set_attributes({"clause.vendor": decision.vendor, "clause.kind": decision.kind,
                                      "clause.outcome": decision.outcome,
                                      "clause.policy_digest": decision.policy["digest"]})
         metrics.decided(decision.vendor, decision.kind, decision.outcome, decision.policy["version"],
                         time.perf_counter() - started)
-        if log is not None:
-            try:
-                with metrics.log_write():
-                    log.write(case, decision, engine.policy_by_digest(decision.vendor, decision.policy["digest"]),
-                              "serve", lang)
-            except Exception as err:
-                if not _log_busy(err):
-                    raise
-                LOG.warning("decision not logged, answered 503: %s", err)
-                return None, [Diagnostic("log_unavailable", "the decision log is busy or unavailable "
-                                         f"({err}); the decision could not be recorded, so it is not given: retry").to_dict()]
+        return decision, steps, None
+
+    def recorded(engine: Engine, pairs: list[tuple[Any, Any]], lang: str) -> list[dict[str, Any]] | None:
+        """Log decisions in one transaction before any is answered; diagnostics if the log is busy."""
+        if log is None or not pairs:
+            return None
+        items = [(case, d, engine.policy_by_digest(d.vendor, d.policy["digest"])) for case, d in pairs]
+        try:
+            with metrics.log_write():
+                log.write_many(items, "serve", lang)
+        except Exception as err:
+            if not _log_busy(err):
+                raise
+            LOG.warning("%d decision(s) not logged, not answered: %s", len(items), err)
+            return [Diagnostic("log_unavailable", "the decision log is busy or unavailable "
+                               f"({err}); the decision could not be recorded, so it is not given: retry").to_dict()]
+        return None
+
+    def decide_one(engine: Engine, case: Any, lang: str = "en",
+                   explain: bool = False) -> tuple[dict[str, Any] | None, list[dict[str, Any]] | None]:
+        decision, steps, diags = decided(engine, case, lang, explain)
+        if decision is None:
+            return None, diags
+        failed = recorded(engine, [(case, decision)], lang)
+        if failed is not None:
+            return None, failed
         data = decision.to_dict()
         if steps is not None:
             data["explanation"] = [s.to_dict() for s in steps]
         return data, None
+
+    def decide_many(engine: Engine, cases: list[Any]) -> list[dict[str, Any]]:
+        """A batch: every case decided, the decisions logged in one transaction, then answered."""
+        results = [decided(engine, case, "en", False) for case in cases]
+        failed = recorded(engine, [(c, r[0]) for c, r in zip(cases, results) if r[0] is not None], "en")
+        return [{"diagnostics": diags} if decision is None else
+                {"diagnostics": failed} if failed is not None else {"decision": decision.to_dict()}
+                for decision, _, diags in results]
 
     def problem(request: Request, status: int, code: str, message: str,
                 diagnostics: list[dict[str, Any]] | None = None) -> JSONResponse:
@@ -306,14 +330,7 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
         if len(cases) > MAX_BATCH:
             return problem(request, 413, "body_too_large", f"at most {MAX_BATCH} cases per request")
         engine = state.engine  # one policy set for the whole batch
-
-        def run() -> list[dict[str, Any]]:
-            out = []
-            for case in cases:
-                decision, diags = decide_one(engine, case)
-                out.append({"decision": decision} if diags is None else {"diagnostics": diags})
-            return out
-        return JSONResponse(await run_in_threadpool(run))
+        return JSONResponse(await run_in_threadpool(decide_many, engine, cases))
 
     async def list_policies(_: Request) -> Response:
         engine = state.engine

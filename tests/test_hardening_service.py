@@ -117,6 +117,9 @@ class BusyLog:
     def write(self, *_: Any, **__: Any) -> None:
         raise sqlite3.OperationalError("database is locked")
 
+    def write_many(self, *_: Any, **__: Any) -> None:
+        raise sqlite3.OperationalError("database is locked")
+
 
 def test_a_busy_log_is_503_with_retry_after(home: Path) -> None:
     app = create_app(home, log=BusyLog())  # type: ignore[arg-type]
@@ -125,6 +128,28 @@ def test_a_busy_log_is_503_with_retry_after(home: Path) -> None:
     assert body["diagnostics"][0]["code"] == "log_unavailable" and "database is locked" in body["error"]
     status, _, body = call(app, "POST", "/v1/decide/batch", decide_body([case(), case()]))
     assert status == 200 and all(r["diagnostics"][0]["code"] == "log_unavailable" for r in body)
+
+
+class CountingLog:
+    """A decision log that counts its transactions."""
+
+    def __init__(self) -> None:
+        self.transactions: list[int] = []
+
+    def write_many(self, items: list[Any], *_: Any, **__: Any) -> list[int]:
+        self.transactions.append(len(items))
+        return list(range(len(items)))
+
+
+def test_a_batch_is_logged_in_one_transaction_before_it_is_answered(home: Path) -> None:
+    """Issue 11, item 5: one commit (one fsync) per HTTP batch, not one per case."""
+    log = CountingLog()
+    app = create_app(home, log=log)  # type: ignore[arg-type]
+    status, _, body = call(app, "POST", "/v1/decide/batch", decide_body([case(), {"vendor": "nope"}, case()]))
+    assert status == 200 and [("decision" in r) for r in body] == [True, False, True]
+    assert log.transactions == [2]  # the two decisions; the refused case is not logged
+    call(app, "POST", "/v1/decide", decide_body(case()))
+    assert log.transactions == [2, 1]
 
 
 # --- item 15 and 6: /v1/reload ----------------------------------------------------------------
