@@ -13,9 +13,6 @@ sum, the usual way for multi-process Python services.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Iterator
-
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 # Decisions take microseconds to milliseconds; requests up to the body timeout.
@@ -41,9 +38,9 @@ class Metrics:
                                ["result"], registry=r)
         self.policies_ok = Gauge("clause_policies_ok", "1 when the policy files on disk load, else 0",
                                  registry=r)
-        self.log_write_seconds = Histogram("clause_log_write_seconds", "Time to record one decision durably",
+        self.log_write_seconds = Histogram("clause_log_write_seconds", "Time of one decision-log transaction (a group of decisions, one commit)",
                                            buckets=_SLOW, registry=r)
-        self.log_queue = Gauge("clause_log_queue_depth", "Decisions waiting to be recorded in the decision log",
+        self.log_queue = Gauge("clause_log_queue_depth", "Requests waiting for the decision log's next commit",
                                registry=r)
         self.policies_ok.set(1)
 
@@ -57,16 +54,6 @@ class Metrics:
     def reloaded(self, result: str, ok: bool) -> None:
         self.reloads.labels(result).inc()
         self.policies_ok.set(1 if ok else 0)
-
-    @contextmanager
-    def log_write(self) -> Iterator[None]:
-        """Time one decision-log write, counting it as queued while it waits and runs."""
-        self.log_queue.inc()
-        try:
-            with self.log_write_seconds.time():
-                yield
-        finally:
-            self.log_queue.dec()
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type."""

@@ -53,6 +53,7 @@ from engine.accesslog import AccessLog, enable_json_lines
 from engine.engine import Engine, policy_files
 from engine.errors import Diagnostic, EngineError
 from engine.factschema import facts_schema
+from engine.groupcommit import GroupCommitter
 from engine.log import DecisionLog
 from engine.metrics import Metrics
 from engine.schemas import load_schema
@@ -200,6 +201,10 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
     metrics = Metrics()
     tracer = _tracer()
     state = PolicySet(policies, matcher, metrics)
+    writer = None if log is None else GroupCommitter(
+        log, on_commit=lambda seconds, _n: metrics.log_write_seconds.observe(seconds))
+    if writer is not None:
+        metrics.log_queue.set_function(writer.pending)
     stop = threading.Event()
     spec = openapi()
 
@@ -250,13 +255,13 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
         return decision, steps, None
 
     def recorded(engine: Engine, pairs: list[tuple[Any, Any]], lang: str) -> list[dict[str, Any]] | None:
-        """Log decisions in one transaction before any is answered; diagnostics if the log is busy."""
-        if log is None or not pairs:
+        """Log decisions before any is answered (grouped with concurrent requests' into one
+        transaction, :mod:`engine.groupcommit`); diagnostics if the log is busy."""
+        if writer is None or not pairs:
             return None
         items = [(case, d, engine.policy_by_digest(d.vendor, d.policy["digest"])) for case, d in pairs]
         try:
-            with metrics.log_write():
-                log.write_many(items, "serve", lang)
+            writer.write_many(items, "serve", lang)  # returns once a transaction holding them committed
         except Exception as err:
             if not _log_busy(err):
                 raise
@@ -404,6 +409,8 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
         """After the server has answered the requests in flight: stop watching, free, close the log."""
         stop.set()
         state.engine.close()
+        if writer is not None:
+            writer.close()
         if owns_log and log is not None:
             log.close()
 
@@ -466,7 +473,7 @@ def _log_busy(err: Exception) -> bool:
     """A log write that failed because the database is locked, busy or unreachable (retryable)."""
     import sqlite3  # noqa: PLC0415
 
-    if isinstance(err, sqlite3.OperationalError):
+    if isinstance(err, (sqlite3.OperationalError, TimeoutError)):  # TimeoutError: the writer stalled
         return True
     return type(err).__module__.split(".")[0] in ("psycopg", "psycopg2") and type(err).__name__ in (
         "OperationalError", "LockNotAvailable", "QueryCanceled", "SerializationFailure", "DeadlockDetected")
