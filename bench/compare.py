@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
@@ -280,7 +280,7 @@ def side_by_side(n: int, repeat: int) -> None:
     print(f"{n:,} cases of a {len(RULES)}-rule refund policy, best of {repeat} interleaved repetitions; "
           f"every engine agreed with Clause on every case (outcome and rule).")
     print(_machine())
-    print(f"\n| engine | µs / decision | × zen-engine | × plain python |\n| --- | ---: | ---: | ---: |")
+    print("\n| engine | µs / decision | × zen-engine | × plain python |\n| --- | ---: | ---: | ---: |")
     for name, us in sorted(best.items(), key=lambda kv: kv[1]):
         print(f"| {name} | {us:.2f} | {us / zen:.2f} | {us / floor:.1f} |" if zen else
               f"| {name} | {us:.2f} | — | {us / floor:.1f} |")

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 KEYS = ("at_least", "at_most", "one_of")
 _ORDER = {"at_most": "<=", "at_least": ">="}
 _OPS = ("<", "<=", ">", ">=", "==")
-_SWAP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "=="}
+SWAP = _SWAP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "=="}
 _WORDS = {"<": "before/below", "<=": "at most", ">": "after/above", ">=": "at least", "==": "equal to"}
 
 

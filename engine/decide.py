@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from engine import deadlines as deadline_rules
-from engine import money, relevance
+from engine import domains, money, relevance
 from engine.currency import CURRENCY_FACT
 from engine.errors import Diagnostic, EvaluationError
 from engine.expressions.functions import EvalFailure
@@ -56,13 +56,14 @@ def select(kind: CompiledKind, matched: list[int], facts: dict[str, Any],
 class _Result:
     """Evaluates a winning rule's result expressions, tracking missing facts."""
 
-    __slots__ = ("bounds", "compiled", "currency", "facts", "lang", "missed", "missing", "proven", "quantum",
-                 "rule")
+    __slots__ = ("as_of", "bounds", "compiled", "currency", "facts", "lang", "missed", "missing", "proven",
+                 "quantum", "rule")
 
     def __init__(self, compiled: CompiledPolicy, rule: CompiledRule, facts: dict[str, Any],
                  missed: dict[str, str], lang: str = "en", proven: dict[Any, Any] | None = None,
-                 bounds: dict[str, Any] | None = None) -> None:
+                 bounds: dict[str, Any] | None = None, as_of: date | None = None) -> None:
         self.compiled = compiled
+        self.as_of = as_of
         self.bounds = bounds or {}
         self.lang = lang
         self.proven = proven or {}  # result values proven for every value of the missing facts
@@ -73,20 +74,22 @@ class _Result:
         self.quantum = money.quantum(self.currency)
         self.missing: list[MissingFact] = []
 
-    def value(self, fn: Any, expr: Expr, what: str, name: str = "") -> Any:
+    def value(self, fn: Any, expr: Expr, what: str, name: str = "", rounded: bool = False) -> Any:
         try:
             return fn(self.facts)
         except KeyError as err:
             key = (what, name) if name else what
             if key in self.proven:
                 return self.proven[key]
-            ok, value = relevance.point_value(self.compiled, self.facts, self.bounds, expr.checked.node)
+            ok, value = domains.point_value(self.compiled, self.facts, self.bounds, expr.checked.node, rounded)
             if ok:  # the same for every value of the missing facts
                 return value
             label = f"{what} {name!r}" if name else what
-            for fact in self.compiled.needs([err.args[0]], self.facts, self.missed):
-                self.missing.append(missing_fact(self.compiled, fact, f"needed for {label} (rule "
-                                                 f"{self.rule.rule.id})", self.lang))
+            asked = {m.fact for m in self.missing}
+            for fact in self.needed(fn, err.args[0]):
+                if fact not in asked:
+                    self.missing.append(missing_fact(self.compiled, fact, f"needed for {label} (rule "
+                                                     f"{self.rule.rule.id})", self.lang))
             return None
         except (EvalFailure, ArithmeticError, ValueError, OverflowError) as err:
             label = f"{what} {name!r}" if name else what
@@ -94,10 +97,37 @@ class _Result:
             raise EvaluationError([Diagnostic(
                 "evaluation", f"{label} of rule {self.rule.rule.id}: {reason}", expr.location)]) from err
 
+    def needed(self, fn: Any, key: str, rounds: int = 8) -> list[str]:
+        """Every absent fact the expression reads on its way to a value, not only the first.
+
+        Python stops at the first missing name; a stand-in value for it
+        (:func:`engine.domains.probe_values`) lets the expression go on to
+        the next one, until it evaluates (or fails otherwise).
+        """
+        needed = self.compiled.needs([key], self.facts, self.missed)
+        for _ in range(rounds):
+            stand_in = domains.probe_values(self.compiled, self.facts, self.bounds, needed, self.as_of)
+            if len(stand_in) < len(needed):
+                break
+            trial, missed = {**self.facts, **stand_in}, {}
+            try:
+                self.rule.derive(trial, missed)
+                fn(trial)
+            except KeyError as err:
+                more = [f for f in self.compiled.needs([err.args[0]], trial, missed) if f not in needed]
+                if not more:
+                    break
+                needed += more
+                continue
+            except Exception:  # noqa: BLE001 - a stand-in off the expression's domain: stop looking
+                break
+            break
+        return needed
+
     def money(self, fn: Any, expr: Expr | None, what: str, name: str = "") -> Money | None:
         if fn is None or expr is None:
             return None
-        value = self.value(fn, expr, what, name)
+        value = self.value(fn, expr, what, name, rounded=True)
         if value is None:
             return None
         policy = self.compiled.policy
@@ -258,7 +288,7 @@ def _granted(compiled: CompiledPolicy, winner: CompiledRule, facts: dict[str, An
     rule = winner.rule
     policy = compiled.policy
     winner.derive(facts, missed)
-    res = _Result(compiled, winner, facts, missed, lang, proven, bounds)
+    res = _Result(compiled, winner, facts, missed, lang, proven, bounds, common["as_of"])
     shown = {n: bounds_text(v) for n, v in (bounds or {}).items()}
     amount = res.money(winner.amount, rule.amount, "amount")
     if rule.amount is not None and amount is None:

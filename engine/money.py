@@ -37,8 +37,10 @@ def quantum(currency: str) -> Decimal:
 
 
 def round_to(value: Decimal, exponent: Decimal, mode: str) -> Decimal:
-    """Round ``value`` to the places of ``exponent`` with the named mode."""
-    return value.quantize(exponent, rounding=ROUNDING_MODES[mode], context=CONTEXT)
+    """Round ``value`` to the places of ``exponent`` with the named mode (never a negative zero:
+    a refund of -0.001 is "0.00", not "-0.00")."""
+    result = value.quantize(exponent, rounding=ROUNDING_MODES[mode], context=CONTEXT)
+    return result.copy_abs() if result.is_zero() else result
 
 
 def format_amount(value: Decimal, currency: str) -> str:

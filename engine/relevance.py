@@ -27,13 +27,12 @@ settle relevant: the engine never decides on a guess.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from engine import bounds as bd
 from engine import intervals as iv
-from engine import money
 from engine.abstract import Evaluator
+from engine.domains import case_domains, rounded_single
 from engine.expressions import syntax as s
 from engine.match import ir
 
@@ -50,8 +49,8 @@ class Box:
 
     domains: dict[str, iv.Abstract]
     winner: CompiledRule | None        # None: the kind's ``otherwise``
-    signature: tuple[Any, ...] | None  # None: stuck (no proof)
-    stuck: tuple[str, ...] = ()        # facts the proof stumbled on
+    signature: tuple[Any, ...] | None  # None: no proof of the decision here
+    stuck: tuple[str, ...] = ()        # facts the proof stumbled on (the winner may or may not apply)
     proven: dict[Any, Any] = field(default_factory=dict)
 
 
@@ -66,7 +65,8 @@ class Analysis:
 
     @property
     def settled(self) -> bool:
-        return not self.relevant and all(b.signature is not None for b in self.boxes) and bool(self.boxes)
+        return not self.relevant and bool(self.boxes) and all(
+            b.signature is not None and not b.stuck for b in self.boxes)
 
     def winners(self) -> list[CompiledRule | None]:
         out: list[CompiledRule | None] = []
@@ -119,13 +119,17 @@ class _Search:
         Where it applies, it decides; where it does not, the later rules do
         (evaluated over the whole region, a superset, so their verdicts still
         hold). If every branch decides alike, the condition does not matter;
-        otherwise the facts it reads are needed.
+        otherwise the facts it reads are needed. The undecided box keeps the
+        rule's decision as its signature: it stands for the completions where
+        the rule applies, so a fact that only separates it from a box deciding
+        alike (a later rule with the same decision) is not needed for it.
         """
         applies = self.box(ev, rule)
         rest = self.explore(ev.domains, index + 1) if self.budget > 0 else []
-        if rest and all(b.signature is not None and b.signature == applies.signature for b in rest):
+        if rest and all(b.signature is not None and not b.stuck and b.signature == applies.signature
+                        for b in rest):
             return [applies, *rest]
-        return [Box(ev.domains, rule, None, tuple(self.unsettled(ev, rule.cond))), *rest]
+        return [Box(ev.domains, rule, applies.signature, tuple(self.unsettled(ev, rule.cond))), *rest]
 
     def box(self, ev: Evaluator, rule: CompiledRule) -> Box:
         """The decision ``rule`` takes in this region: outcome and every result value."""
@@ -135,11 +139,10 @@ class _Search:
         def result(key: Any, expr: Any, is_money: bool) -> Any:
             if expr is None:
                 return None
-            ok, value = iv.single(ev.node(expr.checked.node))
+            abstract = ev.node(expr.checked.node)
+            ok, value = rounded_single(abstract, self.compiled, ev.facts) if is_money else iv.single(abstract)
             if not ok:  # the value varies (or is unknown): the facts it reads decide it
                 return ("?", r.id, tuple(self.compiled.needs(sorted(expr.reads), ev.facts)))
-            if is_money:
-                value = money.round_to(Decimal(value), self.compiled.quantum, self.compiled.policy.rounding)
             proven[key] = value
             return value
 
@@ -153,8 +156,10 @@ class _Search:
         names = []
         for leaf in ir.leaves(cond):
             if ev.leaf(leaf) == iv.UNKNOWN:
+                # Absent facts with no domain (lists, strings) count too: an undecided
+                # box always names what it stumbled on.
                 names += [f for f in self.compiled.depends.get(leaf.field, {leaf.field})
-                          if f in ev.domains and f not in names]
+                          if f not in self.facts and f in self.compiled.policy.facts and f not in names]
         return names
 
     # --- choosing a split ------------------------------------------------------------
@@ -276,12 +281,11 @@ def _solve(ev: Evaluator, node: s.Node, target: Any) -> tuple[str, Any] | None:
 def analyse(compiled: CompiledPolicy, kind: CompiledKind, facts: dict[str, Any],
             bounds: dict[str, iv.Abstract]) -> Analysis:
     """Partition the completions of a case's missing facts by the decision they give."""
-    relations = bd.relations(compiled.policy)
-    start = bd.initial_domains(compiled.policy, facts, bounds)
-    domains = bd.propagate(start, facts, relations) or start
+    relations, domains = case_domains(compiled, facts, bounds)
     search = _Search(compiled, kind, facts, relations)
     boxes = search.explore(domains)
-    relevant = _relevant(boxes, search.order, domains)
+    rank = {id(r): (i, _reads(compiled, r)) for i, r in enumerate(kind.ranked)}
+    relevant = _relevant(boxes, search.order, domains, rank)
     ranges = {name: _range(boxes, name, relevant) for name in relevant}
     root = Evaluator(compiled, facts, domains)
     always = tuple(w for w in {id(b.winner): b.winner for b in boxes}.values()
@@ -289,23 +293,12 @@ def analyse(compiled: CompiledPolicy, kind: CompiledKind, facts: dict[str, Any],
     return Analysis(tuple(boxes), tuple(relevant), ranges, always)
 
 
-def point_value(compiled: CompiledPolicy, facts: dict[str, Any], bounds: dict[str, iv.Abstract],
-                node: s.Node) -> tuple[bool, Any]:
-    """``(True, v)`` when an expression reading missing facts has the one value ``v`` for all of them.
-
-    E.g. ``if all_included then money(0) else missing_cost`` with a missing
-    cost of 0: the amount is 0 whether or not everything was included.
-    """
-    start = bd.initial_domains(compiled.policy, facts, bounds)
-    domains = bd.propagate(start, facts, bd.relations(compiled.policy)) or start
-    return iv.single(Evaluator(compiled, facts, domains).node(node))
-
-
 def _overlap(a: iv.Abstract, b: iv.Abstract) -> bool:
     return not iv.is_empty(iv.meet(a, b))
 
 
-def _relevant(boxes: list[Box], order: list[str], root: dict[str, iv.Abstract]) -> list[str]:
+def _relevant(boxes: list[Box], order: list[str], root: dict[str, iv.Abstract],
+              rank: dict[int, tuple[int, frozenset[str]]]) -> list[str]:
     """Facts with a witness pair: boxes deciding differently that differ only in that fact."""
     out: list[str] = []
     for box in boxes:
@@ -323,9 +316,33 @@ def _relevant(boxes: list[Box], order: list[str], root: dict[str, iv.Abstract]) 
                 {n for n in b.domains if b.domains[n] is not root[n]}
             differing = [n for n in names if a.domains[n] != b.domains[n]
                          and not _overlap(a.domains[n], b.domains[n])]
-            if len(differing) == 1 and differing[0] not in out:
+            if len(differing) == 1 and differing[0] not in out and not (
+                    _apart(a, b, differing[0], rank) or _apart(b, a, differing[0], rank)):
                 out.append(differing[0])
     return sorted(out, key=lambda n: order.index(n) if n in order else len(order))
+
+
+def _apart(undecided: Box, other: Box, name: str, rank: dict[int, tuple[int, frozenset[str]]]) -> bool:
+    """No witness pair here: ``other`` lies where the undecided box's rule does not apply.
+
+    The undecided box stands for completions where its rule applies; a box
+    won by a rule ranked below it holds only completions where that rule
+    does not. Changing ``name``, which the rule's condition does not read at
+    all, cannot move a completion from one to the other. (A fact the
+    condition reads — even one settled inside the box — may.)
+    """
+    if not undecided.stuck or undecided.winner is None:
+        return False
+    position, reads = rank[id(undecided.winner)]
+    if name in reads:
+        return False
+    below = rank[id(other.winner)][0] if other.winner is not None else len(rank)
+    return below > position
+
+
+def _reads(compiled: CompiledPolicy, rule: CompiledRule) -> frozenset[str]:
+    """The declared facts a rule's condition reads, through derived and condition fields."""
+    return frozenset(f for leaf in ir.leaves(rule.cond) for f in compiled.depends.get(leaf.field, {leaf.field}))
 
 
 def _range(boxes: list[Box], name: str, relevant: list[str]) -> dict[str, Any] | None:
@@ -335,7 +352,7 @@ def _range(boxes: list[Box], name: str, relevant: list[str]) -> dict[str, Any] |
     values inside lead to one decision, the values outside to the other.
     None when other facts matter too, or the fact's values split three ways.
     """
-    if len(relevant) != 1 or any(b.signature is None for b in boxes):
+    if len(relevant) != 1 or any(b.signature is None or b.stuck for b in boxes):
         return None
     groups: dict[Any, list[iv.Abstract]] = {}
     for box in boxes:

@@ -140,3 +140,14 @@ def test_bundled_policies_decide_in_the_case_currency(engine: Engine) -> None:
         "original_packaging": True, "all_accessories": True, "equipment_price": "150.00 USD",
         "first_monthly_fee": "25.50 USD", "equipment_returned_on": "2025-04-01"}}
     assert engine.decide(case).to_dict()["amount"] == {"value": "175.50", "currency": "USD"}
+
+
+@pytest.mark.parametrize(("value", "mode", "shown"), [
+    ("-0.001", "half_up", "0.00"), ("-0.004", "half_even", "0.00"), ("-0.0049", "down", "0.00"),
+    ("-0.005", "half_up", "-0.01"), ("0.001", "up", "0.01"), ("-0.001", "up", "-0.01"),
+])
+def test_rounding_never_gives_a_negative_zero(value: str, mode: str, shown: str) -> None:
+    """A tiny negative result rounds to "0.00", never "-0.00" (shown to customers and compared)."""
+    from engine import money  # noqa: PLC0415
+
+    assert str(money.round_to(Decimal(value), Decimal("0.01"), mode)) == shown

@@ -105,7 +105,7 @@ def test_yaml_infinities_are_located_case_errors(tmp_path: Path, runner: CliRunn
                                      encoding="utf-8")
     result = runner.invoke(main, ["decide", str(tmp_path / "c.yaml"), "--policies", str(home)])
     assert result.exit_code == 1 and "Traceback" not in result.output
-    assert f"c.yaml:5:6: case_fact_type: fact n:" in result.output
+    assert "c.yaml:5:6: case_fact_type: fact n:" in result.output
 
 
 # --- item 8: YAML 1.1 integer forms ------------------------------------------------------------

@@ -174,6 +174,62 @@ def test_amount_depending_on_a_missing_fact_is_needed(any_engine: Engine) -> Non
     assert d["outcome"] == "needs_info" and [m["fact"] for m in d["missing_facts"]] == ["order_total"]
 
 
+def test_every_fact_a_fee_needs_is_asked_at_once(any_engine: Engine) -> None:
+    """units * max(25, 15% of unit_price): both missing, both asked — not one per round trip."""
+    case: dict[str, Any] = {"vendor": "intpho", "kind": "return_inspection", "as_of": "2025-02-01",
+                            "facts": {"inspection_result": "non_defective"}}
+    d = any_engine.decide(case).to_dict()
+    assert sorted(m["fact"] for m in d["missing_facts"]) == ["unit_price", "units"]
+    case["facts"]["units"] = 3
+    d = any_engine.decide(case).to_dict()
+    assert [m["fact"] for m in d["missing_facts"]] == ["unit_price"]
+    case["facts"]["unit_price"] = "100.00"
+    d = any_engine.decide(case).to_dict()
+    assert d["missing_facts"] == [] and d["fees"][0]["value"] == "75.00"  # 3 x max(25, 15.00)
+
+
+ITELLUM_EVENT = [{"start": "2025-05-11T00:01:00+00:00", "end": "2025-05-11T00:30:00+00:00",
+                  "compliance_pct": "25"}]
+
+
+@pytest.mark.parametrize(("recharge", "outcome", "asked"), [
+    ("9.99", "credit", []),                   # 29 min of a period of at least 5 months: 0.00 whatever its start
+    ("500000", "needs_info", ["period_start"]),  # a large recharge: the start changes the amount
+])
+def test_amount_rounding_alike_for_every_value_is_decided(any_engine: Engine, recharge: str, outcome: str,
+                                                         asked: list[str]) -> None:
+    """The check "every interruption lies within the period" bounds a missing period_start."""
+    facts = {"service_plan": "prepaid", "monthly_rate": "9.99", "last_recharge": recharge,
+             "period_end": "2025-10-28", "interruptions": ITELLUM_EVENT, "exempt_from_liability": False}
+    d = any_engine.decide({"vendor": "itellum", "kind": "compensation", "as_of": "2025-05-20",
+                           "facts": facts}).to_dict()
+    assert (d["outcome"], [m["fact"] for m in d["missing_facts"]]) == (outcome, asked)
+    if outcome == "credit":
+        assert d["amount"] == {"value": "0.00", "currency": "CRC"}
+
+
+def test_a_list_fact_an_undecided_rule_reads_is_asked(any_engine: Engine) -> None:
+    """Interruption minutes come from a list: with no interruptions given, the list is needed."""
+    facts = {"service_plan": "postpaid", "monthly_rate": "1", "period_end": "2025-03-03",
+             "exempt_from_liability": False}
+    d = any_engine.decide({"vendor": "itellum", "kind": "compensation", "as_of": "2026-03-07",
+                           "facts": facts}).to_dict()
+    assert (d["outcome"], [m["fact"] for m in d["missing_facts"]]) == ("needs_info", ["interruptions"])
+
+
+def test_a_step_both_answers_ask_for_is_not_a_question(any_engine: Engine) -> None:
+    """ippbx exchange, photos not sent: contacted or not, the answer is needs_info; only the dates
+    (late or not) and the defect change the decision — and the window's threshold is found
+    (Indonesian working days), not given up on."""
+    facts = {"requested_on": "2025-03-16", "sealed_neatly": False, "used": False, "dirty": True,
+             "damaged_after_receipt": True, "photos_sent": False, "received_packaging": "bubble_wrap",
+             "replacement_in_stock": True, "purchase_price": "100000"}
+    d = any_engine.decide({"vendor": "ippbx-store", "kind": "exchange", "as_of": "2025-02-20",
+                           "facts": facts}).to_dict()
+    assert d["outcome"] == "needs_info"
+    assert sorted(m["fact"] for m in d["missing_facts"]) == ["defective_on_receipt", "received_on"]
+
+
 # --- case errors -------------------------------------------------------------------
 
 @pytest.mark.parametrize(("facts", "needle"), [
