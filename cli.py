@@ -361,44 +361,53 @@ def _open_log(target: str, fmt: str, read_only: bool = False) -> Any:
 @click.argument("source", type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), required=True,
               help="Where to write the decisions ('-' for stdout).")
-@click.option("--input-format", type=click.Choice(["auto", "jsonl", "csv"]), default="auto", show_default=True)
+@click.option("--input-format", type=click.Choice(["auto", "jsonl", "csv", "parquet"]), default="auto",
+              show_default=True, help="auto: by the file's suffix (.csv, .parquet, else JSON Lines).")
 @click.option("--output-format", type=click.Choice(["auto", "jsonl", "csv"]), default="auto", show_default=True)
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Worker processes.")
+@click.option("--dask", "scheduler", default=None, metavar="SCHEDULER",
+              help="Decide on a Dask cluster: tcp://HOST:PORT of a running scheduler, or local[:N] "
+                   "for a local cluster of N worker processes (needs the 'dask' extra).")
 @click.option("--lang", default="en", show_default=True)
 @click.option("--log", "log_target", default=None, help="Also record decisions in this log (SQLite file or URL).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar [default: on a terminal].")
 @FORMAT
 @POLICIES
 @MATCHER
-def batch(source: Path, output: Path, input_format: str, output_format: str, workers: int, lang: str,
-          log_target: str | None, progress: bool | None, fmt: str, policies: Path | None, matcher: str) -> None:
+def batch(source: Path, output: Path, input_format: str, output_format: str, workers: int, scheduler: str | None,
+          lang: str, log_target: str | None, progress: bool | None, fmt: str, policies: Path | None,
+          matcher: str) -> None:
     """Decide every case of a JSON Lines or CSV file ('-' reads stdin), with a summary at the end.
 
     A bad line is reported with its number and skipped; the command still
     exits 0 (the job was done) and the summary lists every invalid line.
     """
+    if scheduler is not None and workers > 1:
+        fail(CaseError([Diagnostic("option", "--workers and --dask exclude each other: with --dask the "
+                                   "cluster's workers decide")]), fmt)
     with readable(source) as path:
         _batch(path, output, input_format, output_format, workers, lang, log_target, progress, fmt, policies,
-               matcher)
+               matcher, scheduler)
 
 
 def _batch(source: Path, output: Path, input_format: str, output_format: str, workers: int, lang: str,
            log_target: str | None, progress: bool | None, fmt: str, policies: Path | None,
-           matcher: str) -> None:
+           matcher: str, scheduler: str | None = None) -> None:
     from engine.batch import count_lines, run_batch, summary_text  # noqa: PLC0415
     from engine.batchlog import run_logged_batch  # noqa: PLC0415
 
     if str(output) != "-" and output.resolve() == source.resolve():
         fail(CaseError([Diagnostic("file", f"the output {output} is the input: choose another file")]), fmt)
-    in_fmt = input_format if input_format != "auto" else ("csv" if source.suffix == ".csv" else "jsonl")
+    in_fmt = input_format if input_format != "auto" else {".csv": "csv", ".parquet": "parquet"}.get(
+        source.suffix.lower(), "jsonl")
     out_fmt = output_format if output_format != "auto" else ("csv" if output.suffix == ".csv" else "jsonl")
     root = str(policy_dir(policies, fmt == "json" or str(output) == "-"))
     engine = load_engine(Path(root), matcher, fmt)
     check_lang(lang, languages(engine))
     log = _open_log(log_target, fmt) if log_target else None
     show = sys.stderr.isatty() if progress is None else progress
-    bar = click.progressbar(length=count_lines(source) - (1 if in_fmt == "csv" else 0), label="Deciding",
+    bar = click.progressbar(length=count_lines(source, in_fmt) - (1 if in_fmt == "csv" else 0), label="Deciding",
                             file=sys.stderr) if show else None
 
     def on_window(window: list[Any]) -> None:
@@ -412,11 +421,11 @@ def _batch(source: Path, output: Path, input_format: str, output_format: str, wo
     try:
         if log is None:
             summary = run_batch(source, out, in_fmt=in_fmt, out_fmt=out_fmt, policies=root, matcher=matcher,
-                                lang=lang, workers=workers, on_window=on_window)
+                                lang=lang, workers=workers, on_window=on_window, scheduler=scheduler)
         else:  # the log is the commit point; an interrupted run resumes (engine/batchlog.py)
             summary, run = run_logged_batch(source, str(output), out, log, engine, in_fmt=in_fmt,
                                             out_fmt=out_fmt, policies=root, matcher=matcher, lang=lang,
-                                            workers=workers, on_window=on_window)
+                                            workers=workers, on_window=on_window, scheduler=scheduler)
             if run.resumed:
                 click.echo(f"resumed an interrupted run after input line {run.done_through}", err=True)
     except EngineError as err:
@@ -500,9 +509,12 @@ def log_show(record_id: int, log_target: str, fmt: str) -> None:
 @click.option("--limit", default=None, type=int)
 @click.option("--against-current/--recorded-only", default=True, show_default=True,
               help="Also decide each case with the current policies and flag changes.")
+@click.option("--dask", "scheduler", default=None, metavar="SCHEDULER",
+              help="Replay on a Dask cluster: tcp://HOST:PORT or local[:N] (needs the 'dask' extra).")
 @FORMAT
 @POLICIES
-def log_replay(log_target: str, limit: int | None, against_current: bool, fmt: str, policies: Path | None) -> None:
+def log_replay(log_target: str, limit: int | None, against_current: bool, scheduler: str | None, fmt: str,
+               policies: Path | None) -> None:
     """Re-decide logged cases with the policy version recorded (by digest); report differences.
 
     Exits 1 when a logged decision cannot be reproduced.
@@ -512,7 +524,12 @@ def log_replay(log_target: str, limit: int | None, against_current: bool, fmt: s
     current = load_engine(policy_dir(policies, fmt == "json"), "python", fmt) if against_current else None
     log = _open_log(log_target, fmt, read_only=True)
     try:
-        results = list(replay(log, current, limit))
+        if scheduler is not None:
+            from engine import distributed  # noqa: PLC0415 - Dask is an optional extra
+
+            results = list(distributed.replay(log, scheduler, current, limit))
+        else:
+            results = list(replay(log, current, limit))
     except EngineError as err:  # a damaged record
         fail(err, fmt)
     finally:

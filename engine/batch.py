@@ -21,14 +21,14 @@ import json
 import multiprocessing
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable, Iterator, TextIO
 
 from engine import jsonread
 from engine.engine import Engine
-from engine.errors import EngineError
+from engine.errors import Diagnostic, EngineError
 from engine.log import exact_json
 
 WINDOW = 4000
@@ -77,6 +77,9 @@ def read_lines(path: Path, fmt: str) -> Iterator[tuple[int, str]]:
         with path.open(encoding="utf-8-sig", newline="", errors="replace") as stream:
             yield from _csv_cases(stream)
         return
+    if fmt == "parquet":
+        yield from _parquet_cases(path)
+        return
     with path.open("rb") as raw:
         for number, data in enumerate(raw, 1):
             if not data.strip():
@@ -85,6 +88,49 @@ def read_lines(path: Path, fmt: str) -> Iterator[tuple[int, str]]:
                 yield number, data.decode("utf-8")
             except UnicodeDecodeError as err:
                 yield number, f"{BAD_LINE}not UTF-8 text ({err.reason} at byte {err.start})"
+
+
+def _parquet_cases(path: Path) -> Iterator[tuple[int, str]]:
+    """(row number, the row as a JSON case) from a Parquet file: the CSV columns, typed by Parquet.
+
+    A null is an absent fact; floats are read through their shortest text
+    (``0.1`` stays 0.1), dates and timestamps as ISO text, lists and structs
+    as JSON. Needs pyarrow (the ``dask`` extra brings it).
+    """
+    try:
+        import pyarrow.parquet as pq  # noqa: PLC0415
+    except ImportError as err:
+        raise EngineError([Diagnostic("file", "Parquet input needs pyarrow: pip install "
+                                      "'clause-engine[dask]'")]) from err
+    try:
+        table = pq.ParquetFile(path)
+    except Exception as err:  # noqa: BLE001 - pyarrow raises several types for a bad file
+        raise EngineError([Diagnostic("file", f"{path} is not a readable Parquet file: {err}")]) from err
+    number = 0
+    for batch in table.iter_batches(batch_size=4096):
+        for row in batch.to_pylist():
+            number += 1
+            case: dict[str, Any] = {k: _plain(row[k]) for k in CASE_COLUMNS if row.get(k) is not None}
+            case["facts"] = {k: _plain(v) for k, v in row.items() if k not in CASE_COLUMNS and v is not None}
+            try:
+                yield number, json.dumps(case, ensure_ascii=False)
+            except (TypeError, ValueError) as err:
+                yield number, f"{BAD_LINE}a cell cannot be read as a fact value ({err})"
+
+
+def _plain(value: Any) -> Any:
+    """A Parquet cell as the JSON value a case holds."""
+    if isinstance(value, float):
+        return repr(value) if value == value and value not in (float("inf"), float("-inf")) else str(value)
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 def _typed_csv_facts(engine: Engine, case: dict[str, Any]) -> None:
@@ -183,8 +229,14 @@ def _windows(lines: Iterator[tuple[int, str]]) -> Iterator[list[tuple[int, str]]
 
 
 def results(lines: Iterator[tuple[int, str]], policies: str, matcher: str, in_fmt: str, out_fmt: str,
-            lang: str, workers: int, keep: bool) -> Iterator[list[Result]]:
+            lang: str, workers: int, keep: bool, scheduler: str | None = None) -> Iterator[list[Result]]:
     """Decided windows, in input order; at most one window in memory per stage."""
+    if scheduler is not None:  # on a Dask cluster (engine/distributed.py)
+        from engine import distributed  # noqa: PLC0415 - Dask is an optional extra
+
+        engine = Engine.load(policies, matcher=matcher)
+        yield from distributed.results(lines, engine, matcher, in_fmt, out_fmt, lang, keep, scheduler)
+        return
     if workers <= 1:
         engine = Engine.load(policies, matcher=matcher)
         for window in _windows(lines):
@@ -215,7 +267,8 @@ def render(number: int, d: dict[str, Any], fmt: str) -> str:
 def run_batch(source: Path, out: TextIO, *, in_fmt: str, out_fmt: str, policies: str, matcher: str,
               lang: str, workers: int, keep: bool = False,
               on_window: Callable[[list[Result]], None] | None = None,
-              after_line: int = 0, summary: Summary | None = None, header: bool = True) -> Summary:
+              after_line: int = 0, summary: Summary | None = None, header: bool = True,
+              scheduler: str | None = None) -> Summary:
     """Decide every line of ``source`` (after line ``after_line``) into ``out``; return the summary.
 
     ``keep`` carries each case and decision back for ``on_window`` (the
@@ -227,7 +280,7 @@ def run_batch(source: Path, out: TextIO, *, in_fmt: str, out_fmt: str, policies:
     if out_fmt == "csv" and header:
         csv.writer(out).writerow(OUT_COLUMNS)
     lines = (item for item in read_lines(source, in_fmt) if item[0] > after_line)
-    for window in results(lines, policies, matcher, in_fmt, out_fmt, lang, workers, keep):
+    for window in results(lines, policies, matcher, in_fmt, out_fmt, lang, workers, keep, scheduler):
         if on_window:
             on_window(window)
         for r in window:
@@ -243,8 +296,15 @@ def run_batch(source: Path, out: TextIO, *, in_fmt: str, out_fmt: str, policies:
     return summary
 
 
-def count_lines(path: Path) -> int:
-    """Number of non-empty lines (for a progress bar), read in binary blocks."""
+def count_lines(path: Path, fmt: str = "jsonl") -> int:
+    """Number of cases (for a progress bar): non-empty lines read in binary blocks, or Parquet rows."""
+    if fmt == "parquet":
+        try:
+            import pyarrow.parquet as pq  # noqa: PLC0415
+
+            return int(pq.ParquetFile(path).metadata.num_rows)
+        except Exception:  # noqa: BLE001 - the read itself reports a bad file
+            return 0
     with path.open("rb") as fh:
         return sum(1 for line in fh if line.strip())
 

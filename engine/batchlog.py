@@ -117,7 +117,7 @@ def committer(log: DecisionLog, engine: Engine, run: Run, lang: str) -> Callable
         def progress(cur: Any, ids: list[int]) -> None:
             lines = [(run.run, r.number, i, None) for r, i in zip(decided, ids)]
             lines += [(run.run, r.number, None, r.text) for r in window if not r.ok]
-            cur.executemany(log.sql("INSERT INTO batch_lines VALUES (?, ?, ?, ?)"), lines)
+            log.insert_rows(cur, "batch_lines", lines)  # COPY on PostgreSQL
             cur.execute(log.sql("UPDATE batch_runs SET done_through = ? WHERE run = ?"),
                         (max(r.number for r in window), run.run))
 
@@ -132,7 +132,8 @@ def finish(log: DecisionLog, run: Run) -> None:
 
 def run_logged_batch(source: Path, output: str, out: TextIO, log: DecisionLog, engine: Engine, *,
                      in_fmt: str, out_fmt: str, policies: str, matcher: str, lang: str, workers: int,
-                     on_window: Callable[[list[Result]], None] | None = None) -> tuple[Summary, Run]:
+                     on_window: Callable[[list[Result]], None] | None = None,
+                     scheduler: str | None = None) -> tuple[Summary, Run]:
     """Decide ``source`` into ``out`` with the log as commit point; resume an interrupted run."""
     run = start(log, source, output, in_fmt, out_fmt, lang)
     summary = Summary()
@@ -149,7 +150,7 @@ def run_logged_batch(source: Path, output: str, out: TextIO, log: DecisionLog, e
             on_window(window)
     run_batch(source, out, in_fmt=in_fmt, out_fmt=out_fmt, policies=policies, matcher=matcher, lang=lang,
               workers=workers, keep=True, on_window=both, after_line=run.done_through, summary=summary,
-              header=False)
+              header=False, scheduler=scheduler)
     finish(log, run)
     return summary, run
 

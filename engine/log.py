@@ -45,6 +45,12 @@ SCHEMA = (
 )
 
 
+COLUMNS = ("logged_at, origin, case_id, vendor, kind, outcome, policy_version, policy_digest, engine_version, "
+           "lang, case_json, decision_json")
+COPY_FROM = 50  # rows from which a PostgreSQL write uses COPY
+OWN_TABLES = frozenset({"batch_lines"})  # tables insert_rows may fill (names are never input)
+
+
 def exact_json(value: Any) -> str:
     """A case as JSON text that decides the same: every number keeps its exact digits.
 
@@ -135,11 +141,13 @@ class DecisionLog:
         self.target = target
         self._lock = threading.Lock()
         self._known: set[str] = set()
+        self._copy = False
         try:
             if target.startswith(("postgresql://", "postgres://")):
                 import psycopg  # noqa: PLC0415 - optional driver
                 self._conn: Any = psycopg.connect(target)
                 self._mark, serial = "%s", "BIGSERIAL"
+                self._copy = True  # large writes go through COPY (write_many)
             elif read_only:  # reading a log never creates one, nor touches another file
                 if not Path(target).is_file():
                     raise LogError([Diagnostic("log", f"no decision log at {target}")])
@@ -228,20 +236,50 @@ class DecisionLog:
                 for case, decision, policy in items]
         added: set[str] = set()
         ids: list[int] = []
+        values = [(now, origin, d["case_id"], d["vendor"], d["kind"], d["outcome"], policy.version,
+                   policy.digest, __version__, lang, case_json, exact_json(d)) for case_json, d, policy in rows]
         with self._transaction() as cur:
-            for case_json, d, policy in rows:
+            for _, _, policy in rows:
                 self._remember_policy(cur, policy, added)
-                cur.execute(self._sql(
-                    "INSERT INTO decisions (logged_at, origin, case_id, vendor, kind, outcome, "
-                    "policy_version, policy_digest, engine_version, lang, case_json, decision_json) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"),
-                    (now, origin, d["case_id"], d["vendor"], d["kind"], d["outcome"], policy.version,
-                     policy.digest, __version__, lang, case_json, exact_json(d)))
-                ids.append(cur.fetchone()[0])
+            if self._copy and len(values) >= COPY_FROM:
+                ids = self._copy_decisions(cur, values)
+            else:
+                for row in values:
+                    cur.execute(self._sql(f"INSERT INTO decisions ({COLUMNS}) VALUES "
+                                          "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"), row)
+                    ids.append(cur.fetchone()[0])
             if then is not None:
                 then(cur, ids)
         with self._lock:
             self._known |= added
+        return ids
+
+    def insert_rows(self, cur: Any, table: str, rows: list[tuple[Any, ...]]) -> None:
+        """Insert ``rows`` into one of the log's own tables (COPY on PostgreSQL when there are many)."""
+        if table not in OWN_TABLES:
+            raise ValueError(f"not a decision-log table: {table!r}")
+        if self._copy and len(rows) >= COPY_FROM:
+            with cur.copy(f"COPY {table} FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        elif rows:
+            marks = ", ".join([self._mark] * len(rows[0]))
+            cur.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
+
+    @staticmethod
+    def _copy_decisions(cur: Any, values: list[tuple[Any, ...]]) -> list[int]:
+        """PostgreSQL: reserve the ids from the table's sequence, then stream the rows with COPY.
+
+        One COPY instead of a round trip per row (a batch window is
+        thousands); the ids are reserved first because COPY returns none,
+        and the batch's progress rows point at them.
+        """
+        cur.execute("SELECT nextval(pg_get_serial_sequence('decisions', 'id')) FROM generate_series(1, %s)",
+                    (len(values),))
+        ids = [row[0] for row in cur.fetchall()]
+        with cur.copy(f"COPY decisions (id, {COLUMNS}) FROM STDIN") as copy:
+            for record_id, row in zip(ids, values):
+                copy.write_row((record_id, *row))
         return ids
 
     def write(self, case: dict[str, Any], decision: Decision, policy: Policy, origin: str,
@@ -276,12 +314,10 @@ class DecisionLog:
                 raise LogError([Diagnostic("log", f"record {row[0]} is damaged: {err}")]) from err
             yield Record(row[0], row[1], row[2], case, decision, row[5], row[6])
 
-    def policy_files(self, digest: str, root: Path) -> Path:
-        """Write the logged policy with ``digest`` (and its source) under ``root``.
+    def policy_row(self, digest: str) -> tuple[str, str, str, str]:
+        """(vendor, policy text, source file name, source text) of the logged policy ``digest``.
 
-        Every name read from the log is checked as a name read from a policy
-        would be, and the files written must stay inside ``root`` (issue 9,
-        item 3): a log is data, not a set of paths to trust.
+        The names are as stored: check them before using them as paths.
         """
         if not isinstance(digest, str) or not DIGEST.fullmatch(digest):
             raise LogError([Diagnostic("log", f"the logged policy digest {str(digest)[:80]!r} is not a digest")])
@@ -292,7 +328,16 @@ class DecisionLog:
             row = cur.fetchone()
         if row is None:
             raise LogError([Diagnostic("log", f"the log holds no policy with digest {digest}")])
-        vendor, policy_text, source_file, source_text = row
+        return tuple(row)  # type: ignore[return-value]
+
+    def policy_files(self, digest: str, root: Path) -> Path:
+        """Write the logged policy with ``digest`` (and its source) under ``root``.
+
+        Every name read from the log is checked as a name read from a policy
+        would be, and the files written must stay inside ``root`` (issue 9,
+        item 3): a log is data, not a set of paths to trust.
+        """
+        vendor, policy_text, source_file, source_text = self.policy_row(digest)
         home = _inside(root, f"{digest[:16]}/{_checked_vendor(vendor)}")
         source = _inside(home, _checked_source(source_file))
         source.parent.mkdir(parents=True, exist_ok=True)
@@ -337,26 +382,40 @@ def replay(log: DecisionLog, current: Engine | None = None, limit: int | None = 
 
     engines: dict[str, Engine] = {}
     with tempfile.TemporaryDirectory(prefix="clause-replay-") as tmp:
+
+        def engine_for(digest: str) -> Engine:
+            if digest not in engines:  # checked before it is kept: every record of a bad policy fails
+                engine = Engine.load(log.policy_files(digest, Path(tmp)))
+                check_rebuilt(engine, digest)
+                engines[digest] = engine
+            return engines[digest]
+
         for record in log.records(limit=limit, exact=True):
-            try:
-                digest, case = _replay_input(record)
-                if digest not in engines:
-                    engines[digest] = Engine.load(log.policy_files(digest, Path(tmp)))
-                    rebuilt = next(iter(engines[digest].vendors.values()))[-1].digest
-                    if rebuilt != digest:
-                        raise LogError([Diagnostic("log", f"the logged policy rebuilds with digest "
-                                                   f"{rebuilt[:12]}, not {digest[:12]}")])
-                again = engines[digest].decide(case, lang=record.lang).to_dict()
-            except EngineError as err:
-                yield Replay(record, False, None, None, "; ".join(d.message for d in err.diagnostics))
-                continue
-            now, now_error = None, None
-            if current is not None:
-                try:
-                    now = current.decide(case, lang=record.lang).to_dict()
-                except EngineError as err:
-                    now_error = "; ".join(d.message for d in err.diagnostics)
-            yield Replay(record, again == record.decision, again, now, None, now_error)
+            yield replay_record(record, engine_for, current)
+
+
+def check_rebuilt(engine: Engine, digest: str) -> None:
+    """Refuse a logged policy whose text no longer gives the digest its decisions name."""
+    rebuilt = next(iter(engine.vendors.values()))[-1].digest
+    if rebuilt != digest:
+        raise LogError([Diagnostic("log", f"the logged policy rebuilds with digest {rebuilt[:12]}, "
+                                   f"not {digest[:12]}")])
+
+
+def replay_record(record: Record, engine_for: Callable[[str], Engine], current: Engine | None) -> Replay:
+    """Decide one logged case again with its recorded policy (``engine_for(digest)``) and the current one."""
+    try:
+        digest, case = _replay_input(record)
+        again = engine_for(digest).decide(case, lang=record.lang).to_dict()
+    except EngineError as err:
+        return Replay(record, False, None, None, "; ".join(d.message for d in err.diagnostics))
+    now, now_error = None, None
+    if current is not None:
+        try:
+            now = current.decide(case, lang=record.lang).to_dict()
+        except EngineError as err:
+            now_error = "; ".join(d.message for d in err.diagnostics)
+    return Replay(record, again == record.decision, again, now, None, now_error)
 
 
 def _replay_input(record: Record) -> tuple[str, dict[str, Any]]:

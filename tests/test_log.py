@@ -318,6 +318,19 @@ def test_replay_reports_a_tampered_record(tmp_path: Path, db: Path) -> None:
     assert [r["id"] for r in as_json["not_reproduced"]] == [1]
 
 
+def test_a_tampered_policy_row_fails_every_record_that_names_it(tmp_path: Path, db: Path) -> None:
+    """Not only the first: the rebuilt policy is checked before it is reused for later records."""
+    for _ in range(3):
+        ok(clause("decide", str(RETURN_CASE), "--log", str(db), cwd=tmp_path))
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("UPDATE policies SET policy_text = policy_text || ' '")
+    conn.close()
+    as_json = json.loads(ok(clause("log", "replay", "--log", str(db), "--format", "json", cwd=tmp_path), 1).stdout)
+    assert [r["id"] for r in as_json["not_reproduced"]] == [1, 2, 3]
+    assert all("rebuilds with digest" in r["error"] for r in as_json["not_reproduced"])
+
+
 def test_log_list_empty_log(tmp_path: Path, db: Path) -> None:
     DecisionLog(str(db)).close()  # an empty log
     assert ok(clause("log", "list", "--log", str(db), cwd=tmp_path)).stdout == ""
