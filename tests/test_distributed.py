@@ -78,7 +78,9 @@ def test_dask_output_is_byte_identical_to_one_process(big: Path, tmp_path: Path)
     assert (tmp_path / "one.jsonl").read_bytes() == (tmp_path / "dask.jsonl").read_bytes()
     summary = json.loads(dask.stdout)
     assert summary == json.loads(one.stdout)
-    assert summary["cases"] == 100_000 and len(summary["invalid"]) == len(range(0, 100_000, 997))
+    assert summary["cases"] == 100_000 and summary["decided"] > 80_000
+    bad = {x["line"] for x in summary["invalid"]}
+    assert {i + 1 for i in range(0, 100_000, 997)} <= bad  # the malformed lines, reported by number
     assert len(summary["outcomes"]) >= 6  # many kinds of decision, not one repeated
 
 
