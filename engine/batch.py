@@ -217,11 +217,13 @@ def _work(chunk: list[tuple[int, str]]) -> list[Result]:
     return [render_line(_WORKER["engine"], n, raw, *_WORKER["args"]) for n, raw in chunk]
 
 
-def _windows(lines: Iterator[tuple[int, str]]) -> Iterator[list[tuple[int, str]]]:
-    window: list[tuple[int, str]] = []
+def windows(lines: Iterator[Any], size: int | None = None) -> Iterator[list[Any]]:
+    """``lines`` in lists of ``size`` (default :data:`WINDOW`, read when called), the last shorter."""
+    size = size or WINDOW
+    window: list[Any] = []
     for item in lines:
         window.append(item)
-        if len(window) == WINDOW:
+        if len(window) == size:
             yield window
             window = []
     if window:
@@ -239,12 +241,12 @@ def results(lines: Iterator[tuple[int, str]], policies: str, matcher: str, in_fm
         return
     if workers <= 1:
         engine = Engine.load(policies, matcher=matcher)
-        for window in _windows(lines):
+        for window in windows(lines):
             yield [render_line(engine, n, raw, in_fmt, out_fmt, lang, keep) for n, raw in window]
         return
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(workers, _init_worker, (policies, matcher, in_fmt, out_fmt, lang, keep)) as pool:
-        for window in _windows(lines):
+        for window in windows(lines):
             chunks = [window[i:i + CHUNK] for i in range(0, len(window), CHUNK)]
             yield [r for part in pool.imap(_work, chunks) for r in part]
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from engine.batch import windows
 from engine.engine import Engine
 from engine.errors import Diagnostic, EngineError
 
@@ -146,7 +147,7 @@ def _pipeline(client: Any, lines: Iterator[tuple[int, str]], engine: Engine, mat
     shipped = client.scatter(bundle(engine), broadcast=True, hash=False)
     depth = max(2, AHEAD * max(1, sum(client.nthreads().values())))
     pending: deque[tuple[list[tuple[int, str]], Any]] = deque()
-    for chunk in _chunks(lines):
+    for chunk in windows(lines, CHUNK):
         pending.append((chunk, client.submit(decide_chunk, shipped, matcher, chunk, in_fmt, out_fmt, lang,
                                              keep, pure=False, retries=1)))
         if len(pending) >= depth:
@@ -187,7 +188,7 @@ def replay(log: Any, scheduler: str, current: Engine | None = None, limit: int |
         shipped: dict[str, Any] = {}
         pending: deque[Any] = deque()
         depth = max(2, AHEAD * max(1, sum(client.nthreads().values())))
-        for chunk in _chunks(log.records(limit=limit, exact=True)):
+        for chunk in windows(log.records(limit=limit, exact=True), CHUNK):
             texts = {d: _shipped_policy(client, log, d, shipped) for d in {_digest_of(r) for r in chunk} if d}
             pending.append(client.submit(replay_chunk, texts, chunk, current_files, pure=False, retries=1))
             if len(pending) >= depth:
@@ -239,14 +240,3 @@ def _take(future: Any) -> list[Any]:
         return future.result()
     finally:
         future.release()
-
-
-def _chunks(lines: Iterator[Any]) -> Iterator[list[Any]]:
-    chunk: list[Any] = []
-    for item in lines:
-        chunk.append(item)
-        if len(chunk) == CHUNK:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
