@@ -50,6 +50,9 @@ class Relation:
     from_check: bool = False
 
 
+_PLAIN = frozenset({str, bool, int, Decimal, list, type(None)})
+
+
 def is_bound(raw: Any) -> bool:
     """Whether a case value is a bound (``{"at_most": ...}``...) rather than a value."""
     if isinstance(raw, (str, bool, int, Decimal, list)):  # the usual values: skip the slow ABC check
@@ -113,6 +116,11 @@ def split_case(case: Case, policy: Policy) -> tuple[Case, dict[str, iv.Abstract]
         CaseError: a bound on a type that has no order (or ``one_of`` on a
             non-enum), a bound value of the wrong type, or an empty range.
     """
+    for value in case.facts.values():
+        if type(value) not in _PLAIN:
+            break
+    else:
+        return case, {}  # the usual case: plain values only, none of them a bound
     raws = {n: v for n, v in case.facts.items() if is_bound(v) and n in policy.facts}
     if not raws:
         return case, {}
@@ -156,7 +164,7 @@ def _bound(coercer: _Coercer, decl: FactDecl, raw: Mapping[str, Any], doc: Docum
 
 
 def check(policy: Policy, facts: dict[str, Any], bounds: dict[str, iv.Abstract],
-          document: Document | None) -> None:
+          document: Document | None, rels: tuple[Relation, ...] | None = None) -> None:
     """Refuse a case whose values and bounds contradict the policy's relations.
 
     Relations that come from ``checks`` are not re-checked between two plain
@@ -165,8 +173,9 @@ def check(policy: Policy, facts: dict[str, Any], bounds: dict[str, iv.Abstract],
     Raises:
         CaseError: naming both facts of each contradicted relation.
     """
+    rels = tuple(relations(policy)) if rels is None else rels  # compiled once: CompiledPolicy.relations
     problems: list[Diagnostic] = []
-    for rel in relations(policy):
+    for rel in rels:
         left = _known(rel.left, facts, bounds)
         right = iv.point(rel.value) if rel.right is None else _known(rel.right, facts, bounds)
         if left is None or right is None:
@@ -180,8 +189,8 @@ def check(policy: Policy, facts: dict[str, Any], bounds: dict[str, iv.Abstract],
                                   f"facts {rel.left} and {other} contradict each other: {rel.left} "
                                   f"({describe(left)}) must be {_WORDS[rel.op]} {other} ({describe(right)})"))
     if not problems and bounds and propagate(initial_domains(policy, facts, bounds), facts,
-                                             relations(policy)) is None:
-        names = sorted({n for r in relations(policy) for n in (r.left, r.right) if n and n in bounds})
+                                             list(rels)) is None:
+        names = sorted({n for r in rels for n in (r.left, r.right) if n and n in bounds})
         problems.append(_diag(document, ("facts",), "case_fact_bound",
                               "the bounds of " + ", ".join(names) + " leave no possible value "
                               "together with the policy's relations between facts"))

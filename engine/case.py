@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 from zoneinfo import ZoneInfo
 
 from engine import currency
@@ -45,11 +45,15 @@ class Case:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], document: Document | None = None) -> Case:
         """Build a case from a mapping shaped like ``schemas/case.schema.json``."""
+        if type(data) is dict:
+            quick = _quick(cls, data, document)
+            if quick is not None:
+                return quick
         problems = _shape(data, document) or _text(data, document)
         if problems:
             raise CaseError(problems)
         as_of = data.get("as_of")
-        if isinstance(as_of, str) and re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", as_of):
+        if isinstance(as_of, str) and _ISO_DATE.fullmatch(as_of):
             try:
                 as_of = date.fromisoformat(as_of)
             except ValueError:
@@ -69,6 +73,40 @@ class Case:
         return cls(vendor=data["vendor"], kind=data["kind"],
                    facts=MappingProxyType(dict(data.get("facts") or {})),
                    id=None if case_id is None else str(case_id), as_of=as_of, document=document)
+
+
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_CASE_KEYS = frozenset({"id", "vendor", "kind", "as_of", "facts"})
+
+
+def _quick(cls: type[Case], data: dict[str, Any], document: Document | None) -> Case | None:
+    """The usual case (a plain dict, ASCII names, an ISO ``as_of``) read without the checking path.
+
+    Accepts only what :meth:`Case.from_mapping`'s checks accept, and builds
+    the same Case; anything else (every mistake included) returns None and
+    takes the checking path, which reports it.
+    """
+    vendor, kind, facts = data.get("vendor"), data.get("kind"), data.get("facts", {})
+    if (type(vendor) is not str or type(kind) is not str or type(facts) is not dict or not vendor or not kind
+            or not vendor.isascii() or not kind.isascii() or not _CASE_KEYS.issuperset(data)):
+        return None
+    for name in facts:
+        if type(name) is not str or not name.isascii():
+            return None
+    case_id, as_of = data.get("id"), data.get("as_of")
+    if not (case_id is None or type(case_id) is int or (type(case_id) is str and case_id.isascii())):
+        return None
+    if as_of is not None:
+        if type(as_of) is not str or not as_of.isascii() or not _ISO_DATE.fullmatch(as_of):
+            return None
+        try:
+            as_of = date.fromisoformat(as_of)
+        except ValueError:
+            return None
+        if not MIN_YEAR <= as_of.year <= MAX_YEAR:
+            return None
+    return cls(vendor=vendor, kind=kind, facts=MappingProxyType(dict(facts)),
+               id=None if case_id is None else str(case_id), as_of=as_of, document=document)
 
 
 # Bounds that keep every computation exact and in range (and the Rete
@@ -349,8 +387,51 @@ def _fast_records(decl: FactDecl, raw: list[Any]) -> Any:
     return out
 
 
-def coerce_facts(case: Case, policy: Policy) -> dict[str, Any]:
+def fact_readers(policy: Policy) -> dict[str, Callable[[Any], Any]]:
+    """Per declared fact, a converter specialised to its type (built once, at compile time).
+
+    Each does exactly what :func:`_fast` does for its declaration, without
+    dispatching on the type for every value of every case.
+    """
+    return {name: _reader(decl) for name, decl in policy.facts.items()}
+
+
+def _reader(decl: FactDecl) -> Callable[[Any], Any]:
+    kind = decl.type.kind
+    if kind == "bool":
+        return lambda raw: raw if type(raw) is bool else _SLOW
+    if kind == "enum":
+        values = frozenset(decl.type.values)
+        return lambda raw: raw if type(raw) is str and raw in values else _SLOW
+    lo, hi = decl.minimum, decl.maximum
+    if kind in ("money", "decimal"):
+        def amount(raw: Any) -> Any:
+            if type(raw) is str and " " not in raw and "_" not in raw and raw.isascii():
+                try:
+                    value = Decimal(raw)
+                except InvalidOperation:
+                    return _SLOW
+                if decimal_problem(value) or (lo is not None and value < lo) or (hi is not None and value > hi):
+                    return _SLOW
+                return value
+            return _fast(decl, raw)
+        return amount
+    if kind == "integer":
+        def integer(raw: Any) -> Any:
+            if (type(raw) is int and abs(raw) < MAX_INTEGER and (lo is None or raw >= lo)
+                    and (hi is None or raw <= hi)):
+                return raw
+            return _fast(decl, raw)
+        return integer
+    return lambda raw: _fast(decl, raw)
+
+
+def coerce_facts(case: Case, policy: Policy,
+                 readers: Mapping[str, Callable[[Any], Any]] | None = None) -> dict[str, Any]:
     """The case's facts converted to their declared types (absent facts stay absent).
+
+    ``readers`` (:func:`fact_readers`, compiled once per policy) convert the
+    well-formed values; anything else goes through the checking path.
 
     Raises:
         CaseError: naming every unknown fact and every value of the wrong type.
@@ -358,13 +439,14 @@ def coerce_facts(case: Case, policy: Policy) -> dict[str, Any]:
     coercer: _Coercer | None = None
     out: dict[str, Any] = {}
     declared = policy.facts
+    readers = readers or fact_readers(policy)
     for name, raw in case.facts.items():
         decl = declared.get(name)
         if decl is None:
             coercer = coercer or _Coercer(policy, case.document)
             coercer.problems.append(_unknown(case, policy, name))
         elif raw is not None:  # an explicit null means "not known", like an absent fact
-            value = _fast(decl, raw)
+            value = readers[name](raw)
             if value is _SLOW:
                 coercer = coercer or _Coercer(policy, case.document)
                 value = coercer.value(decl, raw, (name,))

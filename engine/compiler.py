@@ -17,7 +17,9 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from engine import money
+from engine.bounds import Relation, relations
 from engine.calendar import Calendar
+from engine.case import fact_readers
 from engine.currency import CURRENCY_FACT
 from engine.errors import Diagnostic, EvaluationError, PolicyError
 from engine.expressions.checker import check
@@ -80,6 +82,8 @@ class CompiledPolicy:
     meta: Mapping[str, str]                  # the decision's "policy" member
     money_fields: frozenset[str]             # facts and derived facts holding money
     quantum: Decimal                         # the currency's minor unit
+    relations: tuple[Relation, ...]          # the policy's relations between facts (engine.bounds)
+    readers: Mapping[str, Fn]                # fact -> its well-formed-value converter (engine.case)
 
     def needs(self, fields: list[str], present: dict[str, Any],
               missed: Mapping[str, str] | None = None) -> list[str]:
@@ -232,7 +236,8 @@ def compile_policy(policy: Policy) -> CompiledPolicy:
                                "effective_from": policy.effective_from.isoformat(),
                                "digest": policy.digest}),
         quantum=money.quantum(policy.currency),
-        money_fields=frozenset(n for n, typ in env.items() if typ.kind == "money"))
+        money_fields=frozenset(n for n, typ in env.items() if typ.kind == "money"),
+        relations=tuple(relations(policy)), readers=MappingProxyType(fact_readers(policy)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,6 +82,12 @@ def accepts(policy: Policy, code: str) -> str | None:
 
 def split(raw: Any) -> tuple[Any, str | None]:
     """A money fact's value and its currency code (None when the value is plain)."""
+    if type(raw) is str:  # the usual form, without the slower Mapping check
+        stripped = raw.strip()
+        if " " in stripped:
+            value, code = stripped.rsplit(" ", 1)
+            return value, code
+        return raw, None
     if isinstance(raw, Mapping):
         return raw.get("value"), raw.get("currency")
     if isinstance(raw, str) and " " in raw.strip():

@@ -12,7 +12,7 @@ value per fact for looking past the first missing name of an expression.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -30,14 +30,21 @@ if TYPE_CHECKING:
 def case_domains(compiled: CompiledPolicy, facts: dict[str, Any],
              bounds: dict[str, iv.Abstract]) -> tuple[list[bd.Relation], dict[str, iv.Abstract]]:
     """The relations that hold for this case and the absent facts' domains narrowed by them."""
-    relations = bd.relations(compiled.policy) + _record_relations(compiled, facts)
+    relations = list(compiled.relations) + _record_relations(compiled, facts)
     start = bd.initial_domains(compiled.policy, facts, bounds)
-    cal = compiled.calendar
-    known = iv.Span(date(cal.first_year, 1, 1), date(cal.last_year, 12, 31))
     for name in _calendar_facts(compiled) & start.keys():
         if isinstance(start[name], iv.Span) and isinstance(start[name].lo, date):
-            start[name] = iv.meet(start[name], known)
+            start[name] = iv.meet(start[name], _calendar_years(compiled, start[name].lo))
     return relations, bd.propagate(start, facts, relations) or start
+
+
+def _calendar_years(compiled: CompiledPolicy, like: date) -> iv.Span:
+    """The years the holiday calendar knows, as dates or (a day wider: any zone's local day) as moments."""
+    cal = compiled.calendar
+    if isinstance(like, datetime):
+        return iv.Span(datetime(cal.first_year, 1, 1, tzinfo=timezone.utc) - timedelta(days=1),
+                       datetime(cal.last_year, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc) + timedelta(days=1))
+    return iv.Span(date(cal.first_year, 1, 1), date(cal.last_year, 12, 31))
 
 
 _BUSINESS = frozenset({"add_business_days", "business_days_between"})

@@ -143,8 +143,8 @@ class Engine:
                 + ", ".join(compiled.kinds), case.document.loc(("kind",)) if case.document else None,
                 "/kind")])
         case, bounds = split_case(case, compiled.policy)  # bounded facts stay out of the match
-        facts = coerce_facts(case, compiled.policy)
-        check_bounds(compiled.policy, facts, bounds, case.document)
+        facts = coerce_facts(case, compiled.policy, compiled.readers)
+        check_bounds(compiled.policy, facts, bounds, case.document, compiled.relations)
         facts["as_of"] = as_of  # readable by expressions as the decision date
         facts[CURRENCY_FACT] = case_currency(case, compiled.policy)  # the decision's currency
         return case, as_of, compiled, matcher, facts, bounds

@@ -321,3 +321,52 @@ def test_facts_schema_accepts_bounds(engine: Engine) -> None:
     assert validator.is_valid({"shipped_back_on": {"at_most": "2025-03-10"}, "freight": {"one_of": ["prepaid"]}})
     assert not validator.is_valid({"shipped_back_on": {"before": "2025-03-10"}})
     assert not validator.is_valid({"freight": {"at_most": "prepaid"}})
+
+
+def test_a_missing_moment_read_by_a_business_day_deadline_leaves_the_deadline_unknown(tmp_path: Path) -> None:
+    """A date-time fact reaching a business-day function is searched within the calendar's years
+    as moments, not dates (found by the policy fuzzer: comparing a datetime with a date crashed)."""
+    home = tmp_path / "policies"
+    (home / "tinyco").mkdir(parents=True)
+    (home / "tinyco" / "source.txt").write_text("Paid orders are refunded within 5 business days.\n")
+    (home / "tinyco" / "policy.yaml").write_text("""\
+clause: 1
+vendor: tinyco
+name: Tiny Co
+version: "1"
+effective_from: "2020-01-01"
+currency: USD
+country: US
+timezone: America/New_York
+languages: [en]
+rounding: half_up
+source: {file: source.txt}
+facts:
+  paid: {type: bool, meaning: the order was paid}
+  paid_at: {type: datetime, meaning: when the order was paid}
+derived:
+  refund_by: {expr: "add_business_days(date_of(paid_at), 5)", meaning: last day of the refund}
+kinds:
+  refund:
+    title: Refunds
+    combine: first_match
+    otherwise: {outcome: deny, reason: {en: Not paid.}}
+    rules:
+      - id: paid
+        clause: Paid orders are refunded within 5 business days.
+        when: paid
+        outcome: refund
+        deadlines:
+          - name: refund_by
+            date: refund_by
+            text: {en: Last day of the refund.}
+        reason: {en: Paid orders are refunded.}
+""")
+    engine = Engine.load(home)
+    case = {"vendor": "tinyco", "kind": "refund", "as_of": "2025-03-03", "facts": {"paid": True}}
+    decision = engine.decide(case).to_dict()
+    assert decision["outcome"] == "refund"
+    assert [(d["name"], d["date"], d["status"]) for d in decision["deadlines"]] == [("refund_by", None, "unknown")]
+    case["facts"]["paid_at"] = "2025-02-28T15:00:00-05:00"  # a Friday: 5 business days later
+    known = engine.decide(case).to_dict()["deadlines"][0]
+    assert (known["date"], known["status"]) == ("2025-03-07", "open")
