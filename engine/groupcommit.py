@@ -44,12 +44,20 @@ class GroupCommitter:
         self._closed = False
         self._thread.start()
 
-    def write_many(self, items: list[Any], origin: str, lang: str = "en", timeout: float = 30.0) -> None:
-        """Record ``items`` durably, in some group's transaction; raise what that transaction raised."""
+    def submit(self, items: list[Any], origin: str, lang: str = "en") -> Future[None]:
+        """Queue ``items``; the future is done once a transaction holding them committed (or failed).
+
+        An event loop awaits it (``asyncio.wrap_future``) without a thread of its own.
+        """
         if self._closed:
             raise RuntimeError("the decision log writer is closed")
         done: Future[None] = Future()
         self._queue.put((items, origin, lang, done))
+        return done
+
+    def write_many(self, items: list[Any], origin: str, lang: str = "en", timeout: float = 30.0) -> None:
+        """Record ``items`` durably, in some group's transaction; raise what that transaction raised."""
+        done = self.submit(items, origin, lang)
         try:
             done.result(timeout)
         except FutureTimeout as err:

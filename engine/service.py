@@ -53,7 +53,7 @@ from engine.accesslog import AccessLog, enable_json_lines
 from engine.engine import Engine, policy_files
 from engine.errors import Diagnostic, EngineError
 from engine.factschema import facts_schema
-from engine.groupcommit import GroupCommitter
+from engine.groupcommit import GroupCommitter, LogTimeout
 from engine.log import DecisionLog
 from engine.metrics import Metrics
 from engine.schemas import load_schema
@@ -64,6 +64,8 @@ LOG = logging.getLogger("clause.service")
 MAX_BODY = 1 << 20          # 1 MiB
 MAX_BATCH = 1000
 BODY_TIMEOUT = 10.0         # seconds to receive a whole request body
+INLINE_BODY = 16 << 10      # a case up to this size is decided on the event loop, not in a thread
+LOG_WAIT = 30.0             # seconds a request waits for its log commit before answering 503
 
 
 def _error(status: int, code: str, message: str, diagnostics: list[dict[str, Any]] | None = None) -> JSONResponse:
@@ -254,6 +256,23 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
                         time.perf_counter() - started)
         return decision, steps, None
 
+    async def recorded_async(engine: Engine, case: Any, decision: Any, lang: str) -> list[dict[str, Any]] | None:
+        """:func:`recorded` for one decision, awaited on the event loop (no thread per request)."""
+        if writer is None:
+            return None
+        items = [(case, decision, engine.policy_by_digest(decision.vendor, decision.policy["digest"]))]
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(writer.submit(items, "serve", lang)), LOG_WAIT)
+        except Exception as err:
+            if isinstance(err, TimeoutError):
+                err = LogTimeout(f"no commit of the decision log within {LOG_WAIT:g} s")
+            if not _log_busy(err):
+                raise
+            LOG.warning("1 decision not logged, not answered: %s", err)
+            return [Diagnostic("log_unavailable", "the decision log is busy or unavailable "
+                               f"({err}); the decision could not be recorded, so it is not given: retry").to_dict()]
+        return None
+
     def recorded(engine: Engine, pairs: list[tuple[Any, Any]], lang: str) -> list[dict[str, Any]] | None:
         """Log decisions before any is answered (grouped with concurrent requests' into one
         transaction, :mod:`engine.groupcommit`); diagnostics if the log is busy."""
@@ -312,10 +331,25 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
                           f"{', '.join(sorted(known))}")
         return lang, explain in ("true", "1")
 
+    async def decide_inline(engine: Engine, case: Any, lang: str) -> tuple[dict[str, Any] | None,
+                                                                           list[dict[str, Any]] | None]:
+        """:func:`decide_one` on the event loop: a decision takes tens of microseconds, less than
+        the hop to a worker thread would; the log's commit is awaited, not waited for in a thread."""
+        decision, _, diags = decided(engine, case, lang, False)
+        if decision is None:
+            return None, diags
+        failed = await recorded_async(engine, case, decision, lang)
+        return (None, failed) if failed is not None else (decision.to_dict(), None)
+
     async def decide(request: Request) -> Response:
+        declared = request.headers.get("content-length", "")
+        size = int(declared) if declared.isdigit() and len(declared) < 12 else max_body
         case = await body_of(request)
         lang, explain = options(request, case)
-        decision, diags = await run_in_threadpool(decide_one, state.engine, case, lang, explain)
+        if explain or size > INLINE_BODY:  # big cases and explanations: off the loop
+            decision, diags = await run_in_threadpool(decide_one, state.engine, case, lang, explain)
+        else:
+            decision, diags = await decide_inline(state.engine, case, lang)
         if diags is not None and diags[0]["code"] == "log_unavailable":
             reply = problem(request, 503, "log_unavailable", diags[0]["message"], diags)
             reply.headers["Retry-After"] = "1"

@@ -1,0 +1,157 @@
+"""Service throughput: ``clause serve`` (without and with a decision log) against a trivial endpoint.
+
+    python bench/service.py                          # concurrency 1, 8, 32; 4 s each; 3 rounds
+    python bench/service.py --concurrency 8 --seconds 2 --rounds 1
+
+The yardstick is a Starlette endpoint on the same uvicorn settings as
+``clause serve`` that reads the JSON body and answers a constant — the
+floor of this stack. Each server runs as its own process on 127.0.0.1; the
+load comes from this process: C keep-alive connections, each sending the
+next generated Itellum case as soon as the previous answer arrived. Rounds
+interleave the servers and the best round is kept, so a noisy machine
+still gives a usable ratio. Every answer's status is checked (a 5xx or a
+refused case is an error, not a figure); with ``--log``, the log's record
+count is compared with the answers given. Not a test: nothing asserts a speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_itellum import generate  # noqa: E402
+
+
+def trivial_app() -> Any:
+    """The yardstick: parse the body, answer a constant."""
+    from starlette.applications import Starlette  # noqa: PLC0415
+    from starlette.requests import Request  # noqa: PLC0415
+    from starlette.responses import JSONResponse  # noqa: PLC0415
+    from starlette.routing import Route  # noqa: PLC0415
+
+    async def decide(request: Request) -> JSONResponse:
+        json.loads(await request.body())
+        return JSONResponse({"outcome": "refund"})
+    return Starlette(routes=[Route("/v1/decide", decide, methods=["POST"])])
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start(name: str, folder: Path) -> tuple[subprocess.Popen[bytes], int, Path | None]:
+    """Start one server; wait until it answers."""
+    port = _free_port()
+    log = folder / f"{name.replace(' ', '_')}.sqlite3" if "log" in name and "no log" not in name else None
+    if name == "trivial endpoint":
+        cmd = [sys.executable, __file__, "--trivial-server", str(port)]
+    else:
+        cmd = [sys.executable, str(ROOT / "cli.py"), "serve", "--port", str(port), "--no-workbench",
+               *(["--log", str(log)] if log else ["--no-log"])]
+    proc = subprocess.Popen(cmd, cwd=folder, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, port, log
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit(f"{name} did not start")
+
+
+async def _client(port: int, bodies: list[bytes], stop: float, counts: list[int], offset: int) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    i = offset
+    try:
+        while time.monotonic() < stop:
+            body = bodies[i % len(bodies)]
+            i += 1
+            writer.write(b"POST /v1/decide HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head.split(b" ", 2)[1])
+            length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:"))
+            answer = await reader.readexactly(length)
+            if status != 200 or b'"outcome"' not in answer:
+                raise SystemExit(f"HTTP {status}: {answer[:300]!r}")
+            counts[0] += 1
+    finally:
+        writer.close()
+
+
+async def _load(port: int, bodies: list[bytes], concurrency: int, seconds: float) -> float:
+    counts = [0]
+    await asyncio.gather(*(_client(port, bodies, time.monotonic() + 0.5, [0], k) for k in range(concurrency)))
+    started = time.monotonic()
+    await asyncio.gather(*(_client(port, bodies, started + seconds, counts, 997 * k)
+                           for k in range(concurrency)))
+    return counts[0] / (time.monotonic() - started)
+
+
+def _logged(log: Path) -> int:
+    with sqlite3.connect(log) as conn:
+        return int(conn.execute("SELECT count(*) FROM decisions").fetchone()[0])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--concurrency", default="1,8,32")
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--trivial-server", type=int, help=argparse.SUPPRESS)
+    opts = parser.parse_args()
+    if opts.trivial_server:
+        import uvicorn  # noqa: PLC0415
+        uvicorn.run(trivial_app(), host="127.0.0.1", port=opts.trivial_server, log_level="info")
+        return
+    bodies = [json.dumps(c).encode() for c in generate(2000)]
+    levels = [int(c) for c in opts.concurrency.split(",")]
+    names = ["trivial endpoint", "clause serve (no log)", "clause serve --log"]
+    best: dict[tuple[str, int], float] = {}
+    with tempfile.TemporaryDirectory(prefix="clause-bench-service-") as tmp:
+        servers = {name: start(name, Path(tmp)) for name in names}
+        try:
+            for _ in range(opts.rounds):
+                for level in levels:
+                    for name in names:
+                        rate = asyncio.run(_load(servers[name][1], bodies, level, opts.seconds))
+                        best[(name, level)] = max(best.get((name, level), 0.0), rate)
+            for name, (_, _, log) in servers.items():
+                if log is not None and _logged(log) == 0:
+                    raise SystemExit(f"{name}: nothing was logged")
+        finally:
+            for proc, _, _ in servers.values():
+                proc.terminate()
+                proc.wait(timeout=30)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores "
+          f"(load {load:.2f} after the run); best of {opts.rounds} rounds of {opts.seconds:g} s; "
+          "the client runs on the same machine")
+    print(f"{'server':<24}" + "".join(f"{f'c={c} req/s':>14}{'× trivial':>11}" for c in levels))
+    for name in names:
+        print(f"{name:<24}" + "".join(f"{best[(name, c)]:>14,.0f}{best[(name, c)] / best[('trivial endpoint', c)]:>11.2f}"
+                                      for c in levels))
+
+
+if __name__ == "__main__":
+    main()
