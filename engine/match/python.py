@@ -1,9 +1,11 @@
-"""The default back end: one generated Python function per kind.
+"""The default back end: one generated Python function per kind (indexed when it has many rules).
 
 The IR is turned into a single boolean expression per rule; a leaf tests
 that its field is present before comparing, so an absent fact never matches
 (the same semantics as durable_rules). Constants are hoisted into the
-function's namespace, never printed into the source.
+function's namespace, never printed into the source. A kind with many rules
+is matched through :mod:`engine.match.index`: only the rules a case's facts
+leave possible are tested.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.errors import Diagnostic, PolicyError
 from engine.expressions.codegen import Constants
-from engine.match import ir
+from engine.match import index, ir
 
 if TYPE_CHECKING:
     from engine.compiler import CompiledPolicy
@@ -42,12 +44,16 @@ class PythonMatcher:
         consts = Constants()
         lines = []
         names = {}
+        indexed = [k for k in compiled.kinds.values() if len(k.rules) >= index.MIN_RULES]
         for i, kind in enumerate(compiled.kinds.values()):
             names[kind.kind.name] = f"match_{i}"  # never a name from the policy text
             lines.append(f"def match_{i}(f):\n    m = []\n")
             for rule in kind.rules:
                 lines.append(f"    if {_leaf(rule.cond, consts)}:\n        m.append({rule.rule.index})\n")
             lines.append("    return m\n")
+            if kind in indexed:  # one test per rule, for the candidates the index leaves
+                lines += [f"def test_{i}_{r.rule.index}(f):\n    return {_leaf(r.cond, consts)}\n"
+                          for r in kind.rules]
         namespace: dict[str, Any] = {"__builtins__": {}, **consts.values}
         try:
             code = compile("".join(lines), f"<clause-match:{compiled.policy.vendor}>", "exec")
@@ -55,6 +61,11 @@ class PythonMatcher:
             raise PolicyError([Diagnostic("limit", f"the conditions are too large or nested: {err}")]) from err
         exec(code, namespace)  # noqa: S102 - generated from the IR only
         self._match = {k: namespace[n] for k, n in names.items()}
+        for i, kind in enumerate(compiled.kinds.values()):
+            if kind in indexed:
+                tests = {r.rule.index: namespace[f"test_{i}_{r.rule.index}"] for r in kind.rules}
+                self._match[kind.kind.name] = index.matcher([(r.rule.index, r.cond) for r in kind.rules],
+                                                            tests, namespace[f"match_{i}"])
 
     def match(self, kind: str, facts: dict[str, Any]) -> list[int]:
         """Indices (file order) of the kind's rules whose condition is true."""

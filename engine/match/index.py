@@ -1,0 +1,231 @@
+"""Indexed matching for kinds with many rules: only the rules a case could match are tested.
+
+Testing every rule of a kind costs time in proportion to the rules; a
+decision table or a Rete alpha network instead discriminates on the facts
+first. Here each kind with :data:`MIN_RULES` rules or more gets a small
+decision tree over its rules' top-level conjuncts (``A and B and ...``):
+
+- a **choice** node on an enum, boolean or text field — a dict from the
+  case's value to the rules whose ``==``/``in`` conjuncts on that field
+  admit it (plus the rules that do not test the field);
+- a **bands** node on a number, date or duration field — the distinct
+  constants of the rules' ``< <= > >= ==`` conjuncts on the field cut its
+  line into regions (each constant, and each gap between two), and a binary
+  search finds the case's region, whose rules were listed at build time.
+
+A node is split again (another field) while that shrinks its rule list
+enough; a leaf holds the candidate rules in file order, each then tested by
+its full condition. So the index only ever *drops* rules a conjunct
+excludes: the result is exactly the linear scan's (a property test compares
+them), and any leaf the index does not understand (``!=``, ``not in``, an
+``or``) just keeps its rule a candidate.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections import Counter
+from dataclasses import dataclass
+from dataclasses import field as _field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Callable
+
+from engine.match import ir
+
+MIN_RULES = 32        # below this, testing every rule in one generated function is faster
+LEAF_RULES = 12       # a node with this few candidates is not split further
+MAX_DEPTH = 4
+ENTRIES_PER_RULE = 24  # rule references the index may hold, per rule of the kind (bounds build time and memory)
+MIN_ENTRIES = 20_000
+_ABSENT = object()
+_ORDERED = (int, Decimal, date, datetime, timedelta)
+
+
+@dataclass(slots=True)
+class Node:
+    """A leaf (``rules``) or a split on ``field`` (``table``/``other``, or ``consts``/``regions``)."""
+
+    rules: tuple[int, ...] = ()
+    field: str = ""
+    table: dict[Any, Node] | None = None
+    other: Node | None = None           # a choice node: values no rule names
+    absent: Node | None = None          # the case lacks the field
+    consts: list[Any] = _field(default_factory=list)
+    regions: list[Node] = _field(default_factory=list)
+
+
+def conjuncts(cond: ir.Cond) -> list[ir.Cond]:
+    if isinstance(cond, ir.All):
+        return [leaf for item in cond.items for leaf in conjuncts(item)]
+    return [cond]
+
+
+def _choice_values(leaf: ir.Cond) -> frozenset[Any] | None:
+    """The values a choice conjunct admits, or None when it is not one."""
+    if isinstance(leaf, ir.Cmp) and leaf.op == "==" and isinstance(leaf.value, (str, bool)):
+        return frozenset({leaf.value})
+    if isinstance(leaf, ir.In) and not leaf.negated and all(isinstance(v, (str, bool)) for v in leaf.values):
+        return frozenset(leaf.values)
+    return None
+
+
+def _band(leaf: ir.Cond) -> ir.Cmp | None:
+    if (isinstance(leaf, ir.Cmp) and leaf.op in ("<", "<=", ">", ">=", "==")
+            and isinstance(leaf.value, _ORDERED) and not isinstance(leaf.value, bool)):
+        return leaf
+    return None
+
+
+class _Builder:
+    """Builds the tree top-down; every split is paid from one budget of rule references.
+
+    A split copies each rule into every branch that admits it, so overlapping
+    bands (``days >= k`` for many k) would copy each rule into most regions:
+    quadratic time and memory. The budget (a fixed number of references per
+    rule) stops that; a node that cannot afford its best split stays a leaf,
+    which is always correct, only slower.
+    """
+
+    def __init__(self, conds: dict[int, list[ir.Cond]]) -> None:
+        self.conds = conds
+        self.budget = max(MIN_ENTRIES, ENTRIES_PER_RULE * len(conds))
+
+    def node(self, rules: tuple[int, ...], depth: int = 0, used: frozenset[str] = frozenset()) -> Node:
+        if len(rules) <= LEAF_RULES or depth >= MAX_DEPTH:
+            return Node(rules=rules)
+        best = min((c for c in self.candidates(rules, used) if c is not None), default=None,
+                   key=lambda c: c[0])
+        if best is None or best[0] > 0.7 * len(rules) or best[3] > self.budget:
+            return Node(rules=rules)
+        self.budget -= best[3]
+        _, name, kind, _ = best
+        return (self.choice if kind == "choice" else self.bands)(rules, name, depth, used | {name})
+
+    def candidates(self, rules: tuple[int, ...], used: frozenset[str]) -> list[tuple[float, str, str, int] | None]:
+        """Per field: (average rules per branch, field, node kind, rule references the split copies)."""
+        fields = {leaf.field for r in rules for leaf in self.conds[r]  # type: ignore[union-attr]
+                  if (_choice_values(leaf) is not None or _band(leaf) is not None)
+                  and leaf.field not in used}  # type: ignore[union-attr]
+        return [score for name in sorted(fields) for score in (self.choice_score(rules, name),
+                                                               self.band_score(rules, name))]
+
+    # --- choice nodes (enum, bool, text) -------------------------------------------
+    def admitted(self, rule: int, name: str) -> frozenset[Any] | None:
+        """The values of ``name`` the rule's choice conjuncts admit (None: it does not test it)."""
+        out = None
+        for leaf in self.conds[rule]:
+            if (values := _choice_values(leaf)) is not None and leaf.field == name:  # type: ignore[union-attr]
+                out = values if out is None else out & values
+        return out
+
+    def choice_score(self, rules: tuple[int, ...], name: str) -> tuple[float, str, str, int] | None:
+        sets = [self.admitted(r, name) for r in rules]
+        counts = Counter(v for s in sets if s is not None for v in s)
+        if not counts:
+            return None
+        wild = sum(1 for s in sets if s is None)
+        total = sum(counts.values()) + wild * len(counts)
+        return total / len(counts), name, "choice", total + wild
+
+    def choice(self, rules: tuple[int, ...], name: str, depth: int, used: frozenset[str]) -> Node:
+        sets = {r: self.admitted(r, name) for r in rules}
+        members: dict[Any, list[int]] = {v: [] for s in sets.values() if s is not None for v in s}
+        for r in rules:  # in file order, so every branch lists its rules in file order
+            for v in (members if sets[r] is None else sets[r]):  # type: ignore[union-attr]
+                members[v].append(r)
+        table = {v: self.node(tuple(m), depth + 1, used) for v, m in members.items()}
+        rest = self.node(tuple(r for r in rules if sets[r] is None), depth + 1, used)
+        return Node(field=name, table=table, other=rest, absent=rest)
+
+    # --- band nodes (numbers, dates, durations) -----------------------------------
+    def spans(self, rules: tuple[int, ...], name: str) -> tuple[list[Any], dict[int, tuple[int, int] | None]]:
+        """The cut points, and per rule the range of regions its band conjuncts allow (None: untested)."""
+        leaves = {r: [b for leaf in self.conds[r] if (b := _band(leaf)) is not None and b.field == name]
+                  for r in rules}
+        try:
+            consts = sorted({b.value for bs in leaves.values() for b in bs})
+        except TypeError:  # constants of different kinds: not a band field
+            return [], {}
+        where = {c: i for i, c in enumerate(consts)}
+        out: dict[int, tuple[int, int] | None] = {}
+        for r, bands in leaves.items():
+            lo, hi = 0, 2 * len(consts)
+            for b in bands:
+                a, z = _allowed(b.op, where[b.value], len(consts))
+                lo, hi = max(lo, a), min(hi, z)
+            out[r] = (lo, hi) if bands else None
+        return consts, out
+
+    def band_score(self, rules: tuple[int, ...], name: str) -> tuple[float, str, str, int] | None:
+        consts, spans = self.spans(rules, name)
+        if not consts:
+            return None
+        regions = 2 * len(consts) + 1
+        total = sum(regions if s is None else max(0, s[1] - s[0] + 1) for s in spans.values())
+        return total / regions, name, "bands", total + len(rules)
+
+    def bands(self, rules: tuple[int, ...], name: str, depth: int, used: frozenset[str]) -> Node:
+        consts, spans = self.spans(rules, name)
+        members: list[list[int]] = [[] for _ in range(2 * len(consts) + 1)]
+        for r in rules:
+            lo, hi = spans[r] if spans[r] is not None else (0, len(members) - 1)
+            for region in range(lo, hi + 1):
+                members[region].append(r)
+        cache: dict[tuple[int, ...], Node] = {}  # regions with the same rules share one subtree
+        regions = []
+        for m in members:
+            key = tuple(m)
+            if key not in cache:
+                cache[key] = self.node(key, depth + 1, used)
+            regions.append(cache[key])
+        absent = self.node(tuple(r for r in rules if spans[r] is None), depth + 1, used)
+        return Node(field=name, consts=consts, regions=regions, absent=absent)
+
+
+def _allowed(op: str, k: int, n: int) -> tuple[int, int]:
+    """Regions (gap g = 2g, constant p = 2p + 1) where ``x op consts[k]`` holds: one range."""
+    point = 2 * k + 1
+    return {"<": (0, point - 1), "<=": (0, point), ">": (point + 1, 2 * n), ">=": (point, 2 * n),
+            "==": (point, point)}[op]
+
+
+def build(rules: list[tuple[int, ir.Cond]]) -> Node:
+    """The index over ``(rule index, condition)`` pairs, in file order."""
+    builder = _Builder({i: conjuncts(cond) for i, cond in rules})
+    return builder.node(tuple(i for i, _ in rules))
+
+
+def lookup(node: Node, facts: dict[str, Any]) -> tuple[int, ...]:
+    """The candidate rules for a case (a superset of the matching ones, in file order)."""
+    while not node.rules and (node.table is not None or node.regions):
+        value = facts.get(node.field, _ABSENT)
+        if value is _ABSENT:
+            node = node.absent  # type: ignore[assignment]
+        elif node.table is not None:
+            try:
+                node = node.table.get(value, node.other)  # type: ignore[assignment]
+            except TypeError:  # an unhashable value (a list): no choice rule admits it
+                node = node.other  # type: ignore[assignment]
+        else:
+            i = bisect_left(node.consts, value)
+            node = node.regions[2 * i + 1 if i < len(node.consts) and node.consts[i] == value else 2 * i]
+    return node.rules
+
+
+def matcher(rules: list[tuple[int, ir.Cond]], tests: dict[int, Callable[[dict[str, Any]], bool]],
+            linear: Callable[[dict[str, Any]], list[int]]) -> Callable[[dict[str, Any]], list[int]]:
+    """A match function: the index's candidates, each tested by its full condition.
+
+    A value the index cannot place (a comparison between incompatible types)
+    falls back to the linear scan, which then behaves as it always did.
+    """
+    root = build(rules)
+
+    def match(facts: dict[str, Any]) -> list[int]:
+        try:
+            candidates = lookup(root, facts)
+        except TypeError:
+            return linear(facts)
+        return [i for i in candidates if tests[i](facts)]
+    return match
