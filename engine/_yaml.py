@@ -15,6 +15,7 @@ Duplicate keys are reported instead of silently keeping the last one.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -84,6 +85,14 @@ _Loader.add_constructor("tag:yaml.org,2002:float", _construct_decimal)
 _Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
+class _FastLoader(getattr(yaml, "CSafeLoader", _Loader)):  # type: ignore[misc]
+    """The same loader on libyaml's parser (C), when PyYAML was built with it: same tags, same values."""
+
+
+_FastLoader.yaml_implicit_resolvers = _Loader.yaml_implicit_resolvers
+_FastLoader.yaml_constructors = dict(_Loader.yaml_constructors)
+
+
 @dataclass(slots=True)
 class Document:
     """Parsed data plus the location of every node, keyed by its path."""
@@ -94,6 +103,7 @@ class Document:
     locations: dict[Path, SourceLocation] = field(default_factory=dict)
     styles: dict[Path, str | None] = field(default_factory=dict)
     spans: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    line_starts: list[int] = field(default_factory=list)  # offsets of each line's first character, on demand
 
     def loc(self, path: Path) -> SourceLocation:
         """Location of ``path``, or of its nearest ancestor that has one."""
@@ -181,9 +191,9 @@ def parse_yaml(text: str, file: str) -> tuple[Document | None, list[Diagnostic]]
     """
     doc = Document(None, file, text)
     problems: list[Diagnostic] = []
-    loader: _Loader | None = None
+    loader: Any = None
     try:
-        loader = _Loader(text)
+        loader = _FastLoader(text)
         node = loader.get_single_node()
         if node is not None and _expanded_size(node, {}, set()) > MAX_NODES:
             raise ValueError(f"the document expands to more than {MAX_NODES} nodes (too many aliases)")
@@ -238,4 +248,8 @@ def scalar_position(doc: Document, path: Path, value: str, offset: int) -> Sourc
         j += 1
     while j < end and doc.text[j] in " \t\n" and (offset >= len(value) or doc.text[j] != value[offset]):
         j += 1  # land on the character itself, not on skipped indentation
-    return position(doc.text, min(j, end), doc.file)
+    if not doc.line_starts:  # built once: counting newlines per expression was quadratic in the file
+        doc.line_starts = [0, *(k + 1 for k, ch in enumerate(doc.text) if ch == "\n")]
+    index = min(j, end)
+    line = bisect_right(doc.line_starts, index)
+    return SourceLocation(doc.file, line, index - doc.line_starts[line - 1] + 1)

@@ -44,7 +44,7 @@ def load_error(home: Path, matcher: str = "python") -> PolicyError:
     ("n: {type: integer, meaning: n}", "n: {type: integer, meaning: n, maximum: 1.0e+999999}", 14,
      "maximum must be a finite number below 10**15"),
     ('version: "1"', 'version: "1\\0x"', 4, "no control characters"),
-    ('version: "1"', 'version: "1\\ud800"', 4, "no control characters"),
+    ('version: "1"', 'version: "1\\ud800"', 4, "invalid Unicode character"),  # libyaml refuses the escape itself
     ("money('100')", "money('1e999999')", 24, "out of range"),
     ("money('100')", "money('1e-999999')", 24, "decimal places"),
     ("money('100')", "money('١٠٠')", 24, "decimal number"),

@@ -35,7 +35,8 @@ from engine.match import ir
 
 MIN_RULES = 32        # below this, testing every rule in one generated function is faster
 LEAF_RULES = 12       # a node with this few candidates is not split further
-MAX_DEPTH = 4
+MAX_DEPTH = 6
+MAX_CUTS = 48         # a bands node cuts its field at most here (quantiles of the rules' constants)
 ENTRIES_PER_RULE = 24  # rule references the index may hold, per rule of the kind (bounds build time and memory)
 MIN_ENTRIES = 20_000
 _ABSENT = object()
@@ -100,7 +101,9 @@ class _Builder:
             return Node(rules=rules)
         self.budget -= best[3]
         _, name, kind, _ = best
-        return (self.choice if kind == "choice" else self.bands)(rules, name, depth, used | {name})
+        if kind == "choice":  # a choice field is settled below; a band field may be cut finer
+            return self.choice(rules, name, depth, used | {name})
+        return self.bands(rules, name, depth, used)
 
     def candidates(self, rules: tuple[int, ...], used: frozenset[str]) -> list[tuple[float, str, str, int] | None]:
         """Per field: (average rules per branch, field, node kind, rule references the split copies)."""
@@ -147,12 +150,13 @@ class _Builder:
             consts = sorted({b.value for bs in leaves.values() for b in bs})
         except TypeError:  # constants of different kinds: not a band field
             return [], {}
-        where = {c: i for i, c in enumerate(consts)}
+        if len(consts) > MAX_CUTS:  # cut at quantiles; a rule then spans the coarse regions it touches
+            consts = [consts[i * len(consts) // MAX_CUTS] for i in range(MAX_CUTS)]
         out: dict[int, tuple[int, int] | None] = {}
         for r, bands in leaves.items():
             lo, hi = 0, 2 * len(consts)
             for b in bands:
-                a, z = _allowed(b.op, where[b.value], len(consts))
+                a, z = _allowed(b.op, b.value, consts)
                 lo, hi = max(lo, a), min(hi, z)
             out[r] = (lo, hi) if bands else None
         return consts, out
@@ -177,17 +181,25 @@ class _Builder:
         for m in members:
             key = tuple(m)
             if key not in cache:
-                cache[key] = self.node(key, depth + 1, used)
+                cache[key] = Node(rules=key) if key == rules else self.node(key, depth + 1, used)
             regions.append(cache[key])
         absent = self.node(tuple(r for r in rules if spans[r] is None), depth + 1, used)
         return Node(field=name, consts=consts, regions=regions, absent=absent)
 
 
-def _allowed(op: str, k: int, n: int) -> tuple[int, int]:
-    """Regions (gap g = 2g, constant p = 2p + 1) where ``x op consts[k]`` holds: one range."""
-    point = 2 * k + 1
-    return {"<": (0, point - 1), "<=": (0, point), ">": (point + 1, 2 * n), ">=": (point, 2 * n),
-            "==": (point, point)}[op]
+def _allowed(op: str, value: Any, cuts: list[Any]) -> tuple[int, int]:
+    """Regions (gap g = 2g, cut p = 2p + 1) where ``x op value`` may hold: one range.
+
+    Exact when ``value`` is a cut; otherwise the gap holding ``value`` is
+    included whole (a superset: its rules are tested in full anyway).
+    """
+    i, n = bisect_left(cuts, value), len(cuts)
+    if i < n and cuts[i] == value:
+        point = 2 * i + 1
+        return {"<": (0, point - 1), "<=": (0, point), ">": (point + 1, 2 * n), ">=": (point, 2 * n),
+                "==": (point, point)}[op]
+    gap = 2 * i
+    return {"<": (0, gap), "<=": (0, gap), ">": (gap, 2 * n), ">=": (gap, 2 * n), "==": (gap, gap)}[op]
 
 
 def build(rules: list[tuple[int, ir.Cond]]) -> Node:

@@ -35,6 +35,12 @@ def _leaf(cond: ir.Cond, consts: Constants) -> str:
     return f"({name} in f and f[{name}] {cond.op} {value})"
 
 
+def _scan(tests: dict[int, Any]) -> Any:
+    """Every rule's test in file order: the index's fallback for a value it cannot place."""
+    pairs = tuple(tests.items())
+    return lambda f: [i for i, test in pairs if test(f)]
+
+
 class PythonMatcher:
     """Matches cases with generated Python; stateless, so safe to share across threads."""
 
@@ -47,25 +53,28 @@ class PythonMatcher:
         indexed = [k for k in compiled.kinds.values() if len(k.rules) >= index.MIN_RULES]
         for i, kind in enumerate(compiled.kinds.values()):
             names[kind.kind.name] = f"match_{i}"  # never a name from the policy text
+            if kind in indexed:  # one test per rule, for the candidates the index leaves
+                lines += [f"def test_{i}_{r.rule.index}(f):\n    return {_leaf(r.cond, consts)}\n"
+                          for r in kind.rules]
+                continue
             lines.append(f"def match_{i}(f):\n    m = []\n")
             for rule in kind.rules:
                 lines.append(f"    if {_leaf(rule.cond, consts)}:\n        m.append({rule.rule.index})\n")
             lines.append("    return m\n")
-            if kind in indexed:  # one test per rule, for the candidates the index leaves
-                lines += [f"def test_{i}_{r.rule.index}(f):\n    return {_leaf(r.cond, consts)}\n"
-                          for r in kind.rules]
         namespace: dict[str, Any] = {"__builtins__": {}, **consts.values}
         try:
             code = compile("".join(lines), f"<clause-match:{compiled.policy.vendor}>", "exec")
         except (SyntaxError, RecursionError, MemoryError) as err:
             raise PolicyError([Diagnostic("limit", f"the conditions are too large or nested: {err}")]) from err
         exec(code, namespace)  # noqa: S102 - generated from the IR only
-        self._match = {k: namespace[n] for k, n in names.items()}
+        self._match = {}
         for i, kind in enumerate(compiled.kinds.values()):
             if kind in indexed:
                 tests = {r.rule.index: namespace[f"test_{i}_{r.rule.index}"] for r in kind.rules}
                 self._match[kind.kind.name] = index.matcher([(r.rule.index, r.cond) for r in kind.rules],
-                                                            tests, namespace[f"match_{i}"])
+                                                            tests, _scan(tests))
+            else:
+                self._match[kind.kind.name] = namespace[names[kind.kind.name]]
 
     def match(self, kind: str, facts: dict[str, Any]) -> list[int]:
         """Indices (file order) of the kind's rules whose condition is true."""
