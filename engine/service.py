@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import json
 import logging
 import threading
 import time
@@ -56,7 +55,7 @@ from engine.factschema import facts_schema
 from engine.groupcommit import GroupCommitter, LogTimeout
 from engine.log import DecisionLog
 from engine.metrics import Metrics
-from engine.schemas import load_schema
+from engine.openapi import openapi
 from engine.settings import Settings
 from engine.workbench import make_routes as workbench_routes
 
@@ -131,62 +130,6 @@ class PolicySet:
                 LOG.exception("policy watcher")
 
 
-def openapi() -> dict[str, Any]:
-    """OpenAPI 3.1 document whose bodies are the project's JSON Schemas."""
-    ref = lambda name: {"$ref": f"#/components/schemas/{name}"}  # noqa: E731
-    error = {"description": "Input error, with diagnostics", "content": {"application/json": {"schema": ref("Error")}}}
-    schemas = {"Case": load_schema("case.schema.json"), "Decision": load_schema("decision.schema.json"),
-               "Error": {"type": "object", "required": ["ok", "error", "diagnostics"], "properties": {
-                   "ok": {"const": False}, "error": {"type": "string"},
-                   "diagnostics": {"type": "array", "items": {"type": "object"}}}}}
-    for name, schema in list(schemas.items()):
-        schemas[name] = _embedded(schema, f"#/components/schemas/{name}")
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": "Clause decision service", "version": __version__},
-        "paths": {
-            "/v1/decide": {"post": {
-                "summary": "Decide one case", "operationId": "decide",
-                "requestBody": {"required": True, "content": {"application/json": {"schema": ref("Case")}}},
-                "responses": {"200": {"description": "The decision", "content": {"application/json": {"schema": ref("Decision")}}},
-                              "408": {"description": "Body not received in time"},
-                              "413": {"description": "Body too large"}, "422": error,
-                              "503": {"description": "The decision log is busy; retry after Retry-After seconds"}}}},
-            "/v1/decide/batch": {"post": {
-                "summary": "Decide a list of cases", "operationId": "decideBatch",
-                "requestBody": {"required": True, "content": {"application/json": {
-                    "schema": {"type": "array", "items": ref("Case"), "maxItems": MAX_BATCH}}}},
-                "responses": {"200": {"description": "One result per case, in order", "content": {"application/json": {
-                    "schema": {"type": "array", "items": {"oneOf": [
-                        {"type": "object", "required": ["decision"], "properties": {"decision": ref("Decision")}},
-                        {"type": "object", "required": ["diagnostics"], "properties": {"diagnostics": {"type": "array"}}}]}}}}},
-                    "413": {"description": "Body too large"}, "422": error}}},
-            "/v1/policies": {"get": {"summary": "Loaded policies", "operationId": "policies",
-                                     "responses": {"200": {"description": "Vendors, kinds, versions, digests"}}}},
-            "/v1/policies/{vendor}/facts": {"get": {
-                "summary": "JSON Schema of a vendor's facts", "operationId": "facts",
-                "parameters": [{"name": "vendor", "in": "path", "required": True, "schema": {"type": "string"}}],
-                "responses": {"200": {"description": "A JSON Schema"}, "404": {"description": "Unknown vendor"}}}},
-            "/v1/reload": {"post": {"summary": "Reload the policies now (with --allow-reload)", "operationId": "reload",
-                                    "responses": {"200": {"description": "Reloaded"}, "401": error, "403": error,
-                                                  "415": error, "422": error}}},
-            "/healthz": {"get": {"summary": "Health", "operationId": "health",
-                                 "responses": {"200": {"description": "Serving"}}}},
-        },
-        "components": {"schemas": schemas},
-    }
-
-
-def _embedded(schema: dict[str, Any], at: str) -> dict[str, Any]:
-    """A standalone schema made fit to sit at ``at`` inside the OpenAPI document.
-
-    Its own ``$schema``/``$id`` go (the document's dialect applies) and its
-    local references ``#/$defs/x`` are rewritten to point under ``at``.
-    """
-    text = json.dumps({k: v for k, v in schema.items() if k not in ("$schema", "$id")})
-    return json.loads(text.replace('"#/$defs/', f'"{at}/$defs/'))
-
-
 def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | None = None,
                max_body: int = MAX_BODY, watch_interval: float | None = 1.0,
                body_timeout: float = BODY_TIMEOUT, allow_reload: bool = False,
@@ -208,7 +151,7 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
     if writer is not None:
         metrics.log_queue.set_function(writer.pending)
     stop = threading.Event()
-    spec = openapi()
+    spec = openapi(MAX_BATCH)
 
     async def receive(request: Request) -> bytes:
         declared = request.headers.get("content-length")
