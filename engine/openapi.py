@@ -8,8 +8,10 @@ from typing import Any
 from engine import __version__
 from engine.schemas import load_schema
 
+MAX_BATCH = 1000  # cases per /v1/decide/batch request
 
-def openapi(max_batch: int) -> dict[str, Any]:
+
+def openapi(max_batch: int = MAX_BATCH) -> dict[str, Any]:
     """OpenAPI 3.1 document whose bodies are the project's JSON Schemas."""
     ref = lambda name: {"$ref": f"#/components/schemas/{name}"}  # noqa: E731
     error = {"description": "Input error, with diagnostics", "content": {"application/json": {"schema": ref("Error")}}}

@@ -55,13 +55,12 @@ from engine.factschema import facts_schema
 from engine.groupcommit import GroupCommitter, LogTimeout
 from engine.log import DecisionLog
 from engine.metrics import Metrics
-from engine.openapi import openapi
+from engine.openapi import MAX_BATCH, openapi
 from engine.settings import Settings
 from engine.workbench import make_routes as workbench_routes
 
 LOG = logging.getLogger("clause.service")
 MAX_BODY = 1 << 20          # 1 MiB
-MAX_BATCH = 1000
 BODY_TIMEOUT = 10.0         # seconds to receive a whole request body
 INLINE_BODY = 16 << 10      # a case up to this size is decided on the event loop, not in a thread
 LOG_WAIT = 30.0             # seconds a request waits for its log commit before answering 503
