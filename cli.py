@@ -421,7 +421,8 @@ def _batch(source: Path, output: Path, input_format: str, output_format: str, wo
     try:
         if log is None:
             summary = run_batch(source, out, in_fmt=in_fmt, out_fmt=out_fmt, policies=root, matcher=matcher,
-                                lang=lang, workers=workers, on_window=on_window, scheduler=scheduler)
+                                lang=lang, workers=workers, on_window=on_window, scheduler=scheduler,
+                                engine=engine)
         else:  # the log is the commit point; an interrupted run resumes (engine/batchlog.py)
             summary, run = run_logged_batch(source, str(output), out, log, engine, in_fmt=in_fmt,
                                             out_fmt=out_fmt, policies=root, matcher=matcher, lang=lang,

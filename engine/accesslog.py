@@ -15,6 +15,7 @@ streamed bodies) that:
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
@@ -70,6 +71,9 @@ class AccessLog:
 
     def __init__(self, app: ASGI, metrics: Metrics, *, json_logs: bool = False, log_facts: bool = False) -> None:
         self.app, self.metrics, self.json_logs, self.log_facts = app, metrics, json_logs, log_facts
+        # Request ids: a random prefix per app and a counter — unique without a system call
+        # for random bytes on every request (uuid4 cost about a fifth of a small request's time).
+        self._prefix, self._count = uuid.uuid4().hex[:16], itertools.count(1)
 
     async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Any]],
                        send: Callable[[Any], Awaitable[None]]) -> None:
@@ -77,7 +81,7 @@ class AccessLog:
             await self.app(scope, receive, send)
             return
         sent = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
-        request_id = sent if _TOKEN.fullmatch(sent) else uuid.uuid4().hex
+        request_id = sent if _TOKEN.fullmatch(sent) else f"{self._prefix}{next(self._count):016x}"
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         status = {"code": 500}

@@ -19,12 +19,14 @@ import csv
 import io
 import json
 import multiprocessing
-from collections import Counter, defaultdict
+import sys
+import threading
+from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable, Iterator, TextIO
+from typing import Any, Callable, Iterator, NamedTuple, TextIO
 
 from engine import jsonread
 from engine.engine import Engine
@@ -176,9 +178,13 @@ def decide_line(engine: Engine, number: int, raw: str, fmt: str, lang: str) -> t
         return number, "error", f"internal error on this line ({type(err).__name__}: {err})"
 
 
-@dataclass(frozen=True, slots=True)
-class Result:
-    """One decided line, already rendered, with what the summary and the log need."""
+class Result(NamedTuple):
+    """One decided line, already rendered, with what the summary and the log need.
+
+    A named tuple, not a dataclass: results cross process boundaries by the
+    thousand, and a tuple pickles in C (a slotted dataclass went through
+    Python code per object, which made the parent of ``--workers`` the bottleneck).
+    """
 
     number: int
     ok: bool
@@ -213,6 +219,23 @@ def _init_worker(policies: str, matcher: str, in_fmt: str, out_fmt: str, lang: s
     _WORKER.update(engine=Engine.load(policies, matcher=matcher), args=(in_fmt, out_fmt, lang, keep))
 
 
+def _init_forked(engine: Engine, in_fmt: str, out_fmt: str, lang: str, keep: bool) -> None:
+    _WORKER.update(engine=engine, args=(in_fmt, out_fmt, lang, keep))  # inherited, never pickled
+
+
+def _pool(workers: int, engine: Engine | None, policies: str, matcher: str, in_fmt: str, out_fmt: str,
+          lang: str, keep: bool) -> Any:
+    """Worker processes. On Linux, with the parent's engine loaded, no thread running and the
+    default back end, they are forked with the engine already in memory (no second start-up:
+    importing and compiling cost each spawned worker most of a second); otherwise spawned."""
+    if (engine is not None and sys.platform.startswith("linux") and threading.active_count() == 1
+            and engine.matcher_name == "python"):
+        return multiprocessing.get_context("fork").Pool(workers, _init_forked,
+                                                        (engine, in_fmt, out_fmt, lang, keep))
+    return multiprocessing.get_context("spawn").Pool(workers, _init_worker,
+                                                     (policies, matcher, in_fmt, out_fmt, lang, keep))
+
+
 def _work(chunk: list[tuple[int, str]]) -> list[Result]:
     return [render_line(_WORKER["engine"], n, raw, *_WORKER["args"]) for n, raw in chunk]
 
@@ -231,24 +254,34 @@ def windows(lines: Iterator[Any], size: int | None = None) -> Iterator[list[Any]
 
 
 def results(lines: Iterator[tuple[int, str]], policies: str, matcher: str, in_fmt: str, out_fmt: str,
-            lang: str, workers: int, keep: bool, scheduler: str | None = None) -> Iterator[list[Result]]:
-    """Decided windows, in input order; at most one window in memory per stage."""
+            lang: str, workers: int, keep: bool, scheduler: str | None = None,
+            engine: Engine | None = None) -> Iterator[list[Result]]:
+    """Decided windows, in input order; at most one window in memory per stage.
+
+    ``engine``: the caller's engine, loaded from ``policies`` with ``matcher`` (else loaded here).
+    """
     if scheduler is not None:  # on a Dask cluster (engine/distributed.py)
         from engine import distributed  # noqa: PLC0415 - Dask is an optional extra
 
-        engine = Engine.load(policies, matcher=matcher)
+        engine = engine or Engine.load(policies, matcher=matcher)
         yield from distributed.results(lines, engine, matcher, in_fmt, out_fmt, lang, keep, scheduler)
         return
     if workers <= 1:
-        engine = Engine.load(policies, matcher=matcher)
+        engine = engine or Engine.load(policies, matcher=matcher)
         for window in windows(lines):
             yield [render_line(engine, n, raw, in_fmt, out_fmt, lang, keep) for n, raw in window]
         return
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(workers, _init_worker, (policies, matcher, in_fmt, out_fmt, lang, keep)) as pool:
+    with _pool(workers, engine, policies, matcher, in_fmt, out_fmt, lang, keep) as pool:
+        # The next window is already being decided while this one is logged and written:
+        # waiting for each window before sending the next left the workers idle meanwhile.
+        pending: deque[list[Any]] = deque()
         for window in windows(lines):
-            chunks = [window[i:i + CHUNK] for i in range(0, len(window), CHUNK)]
-            yield [r for part in pool.imap(_work, chunks) for r in part]
+            pending.append([pool.apply_async(_work, (window[i:i + CHUNK],))
+                            for i in range(0, len(window), CHUNK)])
+            if len(pending) > 1:
+                yield [r for part in pending.popleft() for r in part.get()]
+        while pending:
+            yield [r for part in pending.popleft() for r in part.get()]
 
 
 def render(number: int, d: dict[str, Any], fmt: str) -> str:
@@ -270,7 +303,7 @@ def run_batch(source: Path, out: TextIO, *, in_fmt: str, out_fmt: str, policies:
               lang: str, workers: int, keep: bool = False,
               on_window: Callable[[list[Result]], None] | None = None,
               after_line: int = 0, summary: Summary | None = None, header: bool = True,
-              scheduler: str | None = None) -> Summary:
+              scheduler: str | None = None, engine: Engine | None = None) -> Summary:
     """Decide every line of ``source`` (after line ``after_line``) into ``out``; return the summary.
 
     ``keep`` carries each case and decision back for ``on_window`` (the
@@ -282,7 +315,7 @@ def run_batch(source: Path, out: TextIO, *, in_fmt: str, out_fmt: str, policies:
     if out_fmt == "csv" and header:
         csv.writer(out).writerow(OUT_COLUMNS)
     lines = (item for item in read_lines(source, in_fmt) if item[0] > after_line)
-    for window in results(lines, policies, matcher, in_fmt, out_fmt, lang, workers, keep, scheduler):
+    for window in results(lines, policies, matcher, in_fmt, out_fmt, lang, workers, keep, scheduler, engine):
         if on_window:
             on_window(window)
         for r in window:

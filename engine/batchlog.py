@@ -150,7 +150,7 @@ def run_logged_batch(source: Path, output: str, out: TextIO, log: DecisionLog, e
             on_window(window)
     run_batch(source, out, in_fmt=in_fmt, out_fmt=out_fmt, policies=policies, matcher=matcher, lang=lang,
               workers=workers, keep=True, on_window=both, after_line=run.done_through, summary=summary,
-              header=False, scheduler=scheduler)
+              header=False, scheduler=scheduler, engine=engine)
     finish(log, run)
     return summary, run
 

@@ -61,6 +61,7 @@ class Engine:
         self._versions: dict[str, list[tuple[CompiledPolicy, Any]]] = {}
         for c in sorted(compiled, key=lambda c: c.policy.effective_from):
             self._versions.setdefault(c.policy.vendor, []).append((c, _make_matcher(matcher, c)))
+        self._vendors = MappingProxyType({v: tuple(c.policy for c, _ in cs) for v, cs in self._versions.items()})
 
     @classmethod
     def load(cls, path: str | Path | None = None, *, matcher: str = "python",
@@ -87,8 +88,8 @@ class Engine:
 
     @property
     def vendors(self) -> Mapping[str, tuple[Policy, ...]]:
-        """Loaded policy versions by vendor, oldest first."""
-        return MappingProxyType({v: tuple(c.policy for c, _ in cs) for v, cs in self._versions.items()})
+        """Loaded policy versions by vendor, oldest first (built once: the service reads it per request)."""
+        return self._vendors
 
     def policy(self, vendor: str, as_of: date | None = None) -> Policy:
         return self._select(vendor, as_of or self._default_as_of(vendor))[0].policy
