@@ -3,11 +3,12 @@
 A synchronous log write per request costs one fsync each, which caps a
 logged service at the disk's sync rate. Here each request hands its records
 to one writer thread and waits; the writer takes what has queued up — up to
-``max_items`` records, or whatever arrived within ``max_wait`` seconds of the
-first — writes it all in one transaction, then wakes every waiter. A
-request is answered only after the transaction holding its records has
-committed, so nothing answered is ever lost; under no concurrency the added
-latency is at most ``max_wait``.
+``max_items`` records: everything that arrived while the previous
+transaction was committing, plus what arrives within ``max_wait`` seconds
+(default 0: the groups form by themselves under load, and a lone request
+waits for no one) — writes it all in one transaction, then wakes every
+waiter. A request is answered only after the transaction holding its
+records has committed, so nothing answered is ever lost.
 
 When a group's transaction fails, each request in it is retried in a
 transaction of its own, so one request whose records the log refuses fails
@@ -35,7 +36,7 @@ class LogTimeout(TimeoutError):
 class GroupCommitter:
     """One writer thread in front of a :class:`engine.log.DecisionLog` (or anything with ``write_many``)."""
 
-    def __init__(self, log: Any, *, max_wait: float = 0.002, max_items: int = 1000,
+    def __init__(self, log: Any, *, max_wait: float = 0.0, max_items: int = 1000,
                  on_commit: Callable[[float, int], None] | None = None) -> None:
         self.log = log
         self.max_wait, self.max_items, self.on_commit = max_wait, max_items, on_commit
