@@ -1,4 +1,5 @@
-"""Helpers the ``clause`` verbs share: which policy directory, and saying so.
+"""Helpers the ``clause`` verbs share: which policy directory and saying so; the common
+options (``--format``, ``--policies``, ``--matcher``); diagnostics and exit code 1.
 
 Policy directory, first that applies: ``--policies DIR``; the environment
 variable ``CLAUSE_POLICIES``; ``./policies`` when the current directory has
@@ -11,22 +12,24 @@ JUnit, SARIF, a template), so the document stays parseable.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from engine._resources import bundled_policies_dir
+from engine.engine import MATCHERS, Engine
+from engine.errors import Diagnostic, EngineError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from engine.engine import Engine
 
 ENV = "CLAUSE_POLICIES"
 
@@ -111,3 +114,61 @@ def spool_stdin(directory: Path) -> Path:
         while block := stream.read(1 << 16):
             out.write(block)
     return target
+
+
+# --- shared by the command modules (cli.py, engine/cliserve.py) --------------------------
+
+FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+                      show_default=True, help="text for people, json for programs (stable).")
+POLICIES = click.option("--policies", "policies", type=click.Path(path_type=Path), default=None,
+                        help="Policy directory [default: $CLAUSE_POLICIES, else ./policies if "
+                             "there is one, else the bundled policies].")
+MATCHER = click.option("--matcher", type=click.Choice(MATCHERS), default="python", show_default=True,
+                       help="Matching back end: generated Python, or Rete on durable_rules.")
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def source_lines(file: str, cache: dict[str, list[str] | None]) -> list[str] | None:
+    if file not in cache:
+        try:
+            cache[file] = Path(file).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError):
+            cache[file] = None
+    return cache[file]
+
+
+def report(diagnostics: tuple[Diagnostic, ...] | list[Diagnostic], fmt: str,
+           texts: dict[str, list[str] | None] | None = None) -> None:
+    """Print diagnostics: text to stderr with source line and caret, or JSON to stdout."""
+    if fmt == "json":
+        echo_json({"ok": False, "diagnostics": [d.to_dict() for d in diagnostics]})
+        return
+    cache: dict[str, list[str] | None] = dict(texts or {})
+    for d in diagnostics:
+        lines = source_lines(d.location.file, cache) if d.location and d.location.line else None
+        click.echo(d.render(lines), err=True)
+    click.echo(f"{len(diagnostics)} problem(s)", err=True)
+
+
+def fail(err: EngineError, fmt: str, texts: dict[str, list[str] | None] | None = None) -> NoReturn:
+    report(err.diagnostics, fmt, texts)
+    sys.exit(1)
+
+
+def load_engine(policies: Path, matcher: str, fmt: str) -> Engine:
+    try:
+        return Engine.load(policies, matcher=matcher)
+    except EngineError as err:
+        fail(err, fmt)
+
+
+def open_log(target: str, fmt: str, read_only: bool = False) -> Any:
+    from engine.log import DecisionLog  # noqa: PLC0415
+
+    try:
+        return DecisionLog(target, read_only=read_only)
+    except EngineError as err:
+        fail(err, fmt)
