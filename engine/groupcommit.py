@@ -22,7 +22,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Callable
 
@@ -111,13 +111,13 @@ class GroupCommitter:
                 self._write(entries, origin, lang)
             except BaseException as err:  # noqa: BLE001 - retried alone, then handed to its waiter
                 if len(entries) == 1:
-                    entries[0][3].set_exception(err)
+                    _settle(entries[0][3], err)
                     continue
                 for entry in entries:  # isolate the request the log refused
                     try:
                         self._write([entry], origin, lang)
                     except BaseException as alone:  # noqa: BLE001
-                        entry[3].set_exception(alone)
+                        _settle(entry[3], alone)
 
     def _write(self, entries: list[Any], origin: str, lang: str) -> None:
         """Write the entries' records in one transaction, then answer their waiters."""
@@ -127,4 +127,19 @@ class GroupCommitter:
         if self.on_commit is not None:
             self.on_commit(time.perf_counter() - started, len(items))
         for entry in entries:
-            entry[3].set_result(None)
+            _settle(entry[3], None)
+
+
+def _settle(done: Future[None], error: BaseException | None) -> None:
+    """Answer a waiter, unless it stopped waiting (a timed-out request cancels its future).
+
+    Setting a cancelled future raises; uncaught here, that failed the whole
+    group after its commit (its records then written twice) and killed the writer.
+    """
+    try:
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)
+    except InvalidStateError:
+        pass  # nobody waits for this answer any more

@@ -98,3 +98,21 @@ def test_close_commits_what_is_queued_then_refuses_new_work() -> None:
     assert ["late"] in log.transactions
     with pytest.raises(RuntimeError):
         writer.write_many(["x"], "serve")
+
+
+def test_a_waiter_that_gave_up_neither_kills_the_writer_nor_fails_its_group() -> None:
+    """A request that timed out cancels its future; the commit that lands later must not fail the
+    group (its records would be written twice and its neighbours told the log failed) nor stop the
+    writer (every later request would then time out)."""
+    log = FakeLog(delay=0.05)
+    writer = GroupCommitter(log)
+    first = writer.submit(["slow"], "serve")  # being committed while the next ones queue
+    time.sleep(0.01)
+    gave_up = writer.submit(["gave-up"], "serve")
+    neighbour = writer.submit(["neighbour"], "serve")
+    assert gave_up.cancel()  # what asyncio does to it when the request's wait times out
+    assert first.result(5) is None and neighbour.result(5) is None
+    writer.write_many(["later"], "serve", timeout=5)  # the writer is still alive
+    writer.close()
+    written = [x for t in log.transactions for x in t]
+    assert sorted(written) == ["gave-up", "later", "neighbour", "slow"]  # each once
