@@ -62,6 +62,8 @@ class Engine:
         for c in sorted(compiled, key=lambda c: c.policy.effective_from):
             self._versions.setdefault(c.policy.vendor, []).append((c, _make_matcher(matcher, c)))
         self._vendors = MappingProxyType({v: tuple(c.policy for c, _ in cs) for v, cs in self._versions.items()})
+        self._largest = {v: max((len(k.rules) for c, _ in cs for k in c.kinds.values()), default=0)
+                         for v, cs in self._versions.items()}
 
     @classmethod
     def load(cls, path: str | Path | None = None, *, matcher: str = "python",
@@ -90,6 +92,11 @@ class Engine:
     def vendors(self) -> Mapping[str, tuple[Policy, ...]]:
         """Loaded policy versions by vendor, oldest first (built once: the service reads it per request)."""
         return self._vendors
+
+    def largest_kind(self, vendor: str) -> int:
+        """Rules in the vendor's largest kind, any version (0 for an unknown vendor): a bound on
+        how much one decision may cost, which the service uses to keep big ones off its event loop."""
+        return self._largest.get(vendor, 0)
 
     def policy(self, vendor: str, as_of: date | None = None) -> Policy:
         return self._select(vendor, as_of or self._default_as_of(vendor))[0].policy

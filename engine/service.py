@@ -62,7 +62,8 @@ from engine.workbench import make_routes as workbench_routes
 LOG = logging.getLogger("clause.service")
 MAX_BODY = 1 << 20          # 1 MiB
 BODY_TIMEOUT = 10.0         # seconds to receive a whole request body
-INLINE_BODY = 16 << 10      # a case up to this size is decided on the event loop, not in a thread
+INLINE_BODY = 16 << 10      # a case up to this size is decided on the event loop, not in a thread,
+INLINE_RULES = 64           # if its vendor's largest kind has at most this many rules (a bounded cost)
 LOG_WAIT = 30.0             # seconds a request waits for its log commit before answering 503
 
 
@@ -161,6 +162,7 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
             data += part
             if len(data) > max_body:
                 raise _Reject(413, "body_too_large", f"the body is over {max_body} bytes")
+        request.state.body_size = len(data)  # what arrived, whatever Content-Length said
         return data
 
     async def body_of(request: Request) -> Any:
@@ -285,11 +287,12 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
         return (None, failed) if failed is not None else (decision.to_dict(), None)
 
     async def decide(request: Request) -> Response:
-        declared = request.headers.get("content-length", "")
-        size = int(declared) if declared.isdigit() and len(declared) < 12 else max_body
         case = await body_of(request)
         lang, explain = options(request, case)
-        if explain or size > INLINE_BODY:  # big cases and explanations: off the loop
+        vendor = case.get("vendor") if isinstance(case, dict) else None
+        small = (request.state.body_size <= INLINE_BODY and isinstance(vendor, str)
+                 and state.engine.largest_kind(vendor) <= INLINE_RULES)
+        if explain or not small:  # explanations, big cases, big policies: off the event loop
             decision, diags = await run_in_threadpool(decide_one, state.engine, case, lang, explain)
         else:
             decision, diags = await decide_inline(state.engine, case, lang)

@@ -1,0 +1,83 @@
+"""Which requests ``clause serve`` decides on its event loop, and which it sends to a worker thread.
+
+A decision on the loop saves the thread hop but holds every other request
+while it runs, so only cheap ones go there: small bodies (by what arrived,
+not by what Content-Length claims) of vendors whose kinds are small, and
+never an explanation. Driven through the ASGI interface, no network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import POLICIES, ROOT
+from engine import service
+
+sys.path.insert(0, str(ROOT / "bench"))
+import compare  # noqa: E402 - the benchmark's generated policy
+
+ITELLUM = {"vendor": "itellum", "kind": "delivery", "as_of": "2025-02-14", "facts": {"defect_at_delivery": True}}
+BIG = {"vendor": "benchco", "kind": "refund", "as_of": "2025-06-01",
+       "facts": {"category": "home", "tier": "gold", "days": 3, "defect": False, "opened": True, "receipt": True,
+                 "price": "10.00"}}
+
+
+def _post(app: Any, body: bytes, query: bytes = b"") -> tuple[int, dict[str, Any]]:
+    async def run() -> tuple[int, dict[str, Any]]:
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+                 "scheme": "http", "path": "/v1/decide", "raw_path": b"/v1/decide", "query_string": query,
+                 "root_path": "", "headers": [(b"host", b"t"), (b"content-type", b"application/json"),
+                                              (b"content-length", b"2")],  # a lie: the body is longer
+                 "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+        parts = [{"type": "http.request", "body": body[:7], "more_body": True},
+                 {"type": "http.request", "body": body[7:], "more_body": False}]
+        sent: list[Any] = []
+
+        async def receive() -> Any:
+            return parts.pop(0) if parts else {"type": "http.disconnect"}
+
+        async def send(message: Any) -> None:
+            sent.append(message)
+        async with app.router.lifespan_context(app):
+            await app(scope, receive, send)
+        body_out = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+        return sent[0]["status"], json.loads(body_out)
+    return asyncio.run(run())
+
+
+@pytest.fixture()
+def app_and_hops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, list[str]]:
+    home = tmp_path / "policies"
+    shutil.copytree(POLICIES / "itellum", home / "itellum")
+    compare.clause_policy(compare._band_rules(service.INLINE_RULES + 1), home)  # one kind over the bound
+    hops: list[str] = []
+    original = service.run_in_threadpool
+
+    async def counted(fn: Any, *args: Any) -> Any:
+        hops.append(args[1]["vendor"])
+        return await original(fn, *args)
+    monkeypatch.setattr(service, "run_in_threadpool", counted)
+    return service.create_app(home, workbench=False), hops
+
+
+def test_a_small_case_of_a_small_policy_is_decided_on_the_loop(app_and_hops: tuple[Any, list[str]]) -> None:
+    app, hops = app_and_hops
+    status, answer = _post(app, json.dumps(ITELLUM).encode())
+    assert status == 200 and answer["outcome"] == "replace" and hops == []
+
+
+def test_big_policies_big_bodies_and_explanations_go_to_a_thread(app_and_hops: tuple[Any, list[str]]) -> None:
+    app, hops = app_and_hops
+    status, answer = _post(app, json.dumps(BIG).encode())
+    assert status == 200 and answer["vendor"] == "benchco" and hops == ["benchco"]
+    padded = json.dumps({**ITELLUM, "id": "x" * (service.INLINE_BODY + 1)}).encode()
+    assert _post(app, padded)[0] == 200 and hops == ["benchco", "itellum"]  # Content-Length said 2
+    assert _post(app, json.dumps(ITELLUM).encode(), b"explain=true")[0] == 200
+    assert hops == ["benchco", "itellum", "itellum"]
