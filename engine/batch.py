@@ -22,6 +22,8 @@ import multiprocessing
 import sys
 import threading
 from collections import Counter, defaultdict, deque
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -224,20 +226,35 @@ def _init_forked(engine: Engine, in_fmt: str, out_fmt: str, lang: str, keep: boo
 
 
 def _pool(workers: int, engine: Engine | None, policies: str, matcher: str, in_fmt: str, out_fmt: str,
-          lang: str, keep: bool) -> Any:
+          lang: str, keep: bool) -> ProcessPoolExecutor:
     """Worker processes. On Linux, with the parent's engine loaded, no thread running and the
     default back end, they are forked with the engine already in memory (no second start-up:
-    importing and compiling cost each spawned worker most of a second); otherwise spawned."""
+    importing and compiling cost each spawned worker most of a second); otherwise spawned.
+
+    A process pool from concurrent.futures, not multiprocessing.Pool: when a worker dies
+    (killed, out of memory) the former fails every pending chunk; the latter lost the
+    chunk and waited for it for ever.
+    """
     if (engine is not None and sys.platform.startswith("linux") and threading.active_count() == 1
             and engine.matcher_name == "python"):
-        return multiprocessing.get_context("fork").Pool(workers, _init_forked,
-                                                        (engine, in_fmt, out_fmt, lang, keep))
-    return multiprocessing.get_context("spawn").Pool(workers, _init_worker,
-                                                     (policies, matcher, in_fmt, out_fmt, lang, keep))
+        return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                   initializer=_init_forked, initargs=(engine, in_fmt, out_fmt, lang, keep))
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
+                               initargs=(policies, matcher, in_fmt, out_fmt, lang, keep))
 
 
 def _work(chunk: list[tuple[int, str]]) -> list[Result]:
     return [render_line(_WORKER["engine"], n, raw, *_WORKER["args"]) for n, raw in chunk]
+
+
+def _gathered(first: int, parts: list[Future[list[Result]]]) -> list[Result]:
+    """A window's results in order; a dead worker stops the run with an error naming the line."""
+    try:
+        return [r for part in parts for r in part.result()]
+    except BrokenProcessPool as err:
+        raise EngineError([Diagnostic("worker", "a worker process died (killed, or out of memory, or it "
+                                      f"could not start); the output holds every line before line {first}; "
+                                      "run the command again (with --log it resumes where the log ends)")]) from err
 
 
 def windows(lines: Iterator[Any], size: int | None = None) -> Iterator[list[Any]]:
@@ -274,14 +291,14 @@ def results(lines: Iterator[tuple[int, str]], policies: str, matcher: str, in_fm
     with _pool(workers, engine, policies, matcher, in_fmt, out_fmt, lang, keep) as pool:
         # The next window is already being decided while this one is logged and written:
         # waiting for each window before sending the next left the workers idle meanwhile.
-        pending: deque[list[Any]] = deque()
+        pending: deque[tuple[int, list[Future[list[Result]]]]] = deque()
         for window in windows(lines):
-            pending.append([pool.apply_async(_work, (window[i:i + CHUNK],))
-                            for i in range(0, len(window), CHUNK)])
+            pending.append((window[0][0], [pool.submit(_work, window[i:i + CHUNK])
+                                           for i in range(0, len(window), CHUNK)]))
             if len(pending) > 1:
-                yield [r for part in pending.popleft() for r in part.get()]
+                yield _gathered(*pending.popleft())
         while pending:
-            yield [r for part in pending.popleft() for r in part.get()]
+            yield _gathered(*pending.popleft())
 
 
 def render(number: int, d: dict[str, Any], fmt: str) -> str:

@@ -374,3 +374,33 @@ def test_csv_cell_with_a_bound(tmp_path: Path) -> None:
     assert [(d["case_id"], d["outcome"], d["missing_facts"]) for d in out] == [
         ("B1", "deny", []), ("B2", "deny", [])]
     assert out[1]["reasons"][0]["rule"] == "return-ra-expired"
+
+
+def test_a_worker_killed_mid_run_stops_the_batch_with_an_error_not_a_hang(tmp_path: Path) -> None:
+    """multiprocessing.Pool lost a killed worker's chunk and waited for it for ever; the run must end,
+    exit 1 and say what happened, with the output holding only whole, ordered lines."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from bench_itellum import generate  # noqa: PLC0415 - the benchmark's valid cases
+
+    source, out = tmp_path / "cases.jsonl", tmp_path / "out.jsonl"
+    source.write_text("".join(json.dumps(c) + "\n" for c in generate(200_000)), encoding="utf-8")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "batch", str(source), "-o", str(out),
+                             "--workers", "2", "--no-progress", "--policies", str(POLICIES)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    children: list[int] = []
+    deadline = time.monotonic() + 60
+    while not children and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        listed = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout
+        children = [int(p) for p in listed.split()]
+    assert children, "no worker process appeared"
+    time.sleep(0.5)
+    os.kill(children[0], signal.SIGKILL)
+    try:
+        _, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("the batch hung after a worker was killed")
+    assert proc.returncode == 1 and "worker process died" in err
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert len(lines) < 200_000 and all(json.loads(line)["outcome"] for line in lines)
