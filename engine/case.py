@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from engine import currency
 from engine._yaml import Document, json_path
 from engine.errors import CaseError, Diagnostic
-from engine.limits import (MAX_DURATION, MAX_INTEGER, MAX_MAGNITUDE, MAX_PLACES, MAX_YEAR,  # noqa: F401
+from engine.limits import (MAX_DURATION, MAX_INTEGER, MAX_MAGNITUDE, MAX_NUMBER_TEXT, MAX_PLACES, MAX_YEAR,  # noqa: F401
                            MIN_YEAR, bad_text, decimal_problem, parse_decimal, shown, shown_text, text_problems,
                            whole_number)
 
@@ -357,7 +357,7 @@ def _fast(decl: FactDecl, raw: Any) -> Any:
     if kind == "list":
         return _fast_records(decl, raw) if typ is list else _SLOW
     if kind in ("money", "decimal"):
-        if typ is str and " " not in raw and "_" not in raw and raw.isascii():
+        if typ is str and len(raw) <= MAX_NUMBER_TEXT and " " not in raw and "_" not in raw and raw.isascii():
             try:
                 value = Decimal(raw)
             except InvalidOperation:
@@ -406,7 +406,8 @@ def _reader(decl: FactDecl) -> Callable[[Any], Any]:
     lo, hi = decl.minimum, decl.maximum
     if kind in ("money", "decimal"):
         def amount(raw: Any) -> Any:
-            if type(raw) is str and " " not in raw and "_" not in raw and raw.isascii():
+            if (type(raw) is str and len(raw) <= MAX_NUMBER_TEXT and " " not in raw and "_" not in raw
+                    and raw.isascii()):
                 try:
                     value = Decimal(raw)
                 except InvalidOperation:

@@ -289,3 +289,11 @@ def test_same_day_failure_passes_the_check(engine: Engine) -> None:
     d = engine.decide(warranty(installed_on="2025-03-01", failed_on="2025-03-01",
                                damage_cause="factory"))
     assert d.outcome == "replace"
+
+
+def test_an_amount_written_with_more_than_64_characters_is_refused(engine: Engine) -> None:
+    """The fast reader accepted "000…01" (101 characters) as 1 while the checking path refused it."""
+    case = {"vendor": "itellum", "kind": "return", "as_of": "2025-03-10",
+            "facts": {"equipment_price": "0" * 100 + "1"}}
+    (diag,) = [d for d in refused(engine, case) if d.path == "/facts/equipment_price"]
+    assert "equipment_price" in diag.message and "number" in diag.message, diag.message
