@@ -209,7 +209,9 @@ def batch_logged(db: Path) -> list[dict[str, Any]]:
 
 
 def test_batch_killed_repeatedly_resumes_to_the_full_output(tmp_path: Path) -> None:
-    total = 12_000 if LONG else 5_000
+    # Enough cases that no run finishes before its kill (each kill lands within 2.5 s, a decision
+    # takes tens of microseconds): a finished run would make the next invocation a new run.
+    total = 100_000 if LONG else 20_000
     source = tmp_path / "in.jsonl"
     source.write_text("".join(json.dumps(c) + "\n" for c in generate(total, seed=31)), encoding="utf-8")
     out, db = tmp_path / "out.jsonl", tmp_path / "log.sqlite3"
@@ -218,7 +220,8 @@ def test_batch_killed_repeatedly_resumes_to_the_full_output(tmp_path: Path) -> N
     for _ in range(BATCH_KILLS):
         proc = subprocess.Popen(command, cwd=tmp_path, env=env(), stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(RNG.uniform(0.5, 4.0 if LONG else 2.0))
+        time.sleep(RNG.uniform(0.3, 2.5 if LONG else 0.8))
+        assert proc.poll() is None, "the batch finished before it was killed: give it more cases"
         kill(proc)
         output, logged = complete_lines(out), batch_logged(db)
         assert len(output) <= len(logged)
