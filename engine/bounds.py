@@ -50,12 +50,12 @@ class Relation:
     from_check: bool = False
 
 
-_PLAIN = frozenset({str, bool, int, Decimal, list, type(None)})
+_PLAIN = (str, bool, int, Decimal, list)  # values that are never bounds
 
 
 def is_bound(raw: Any) -> bool:
     """Whether a case value is a bound (``{"at_most": ...}``...) rather than a value."""
-    if isinstance(raw, (str, bool, int, Decimal, list)):  # the usual values: skip the slow ABC check
+    if isinstance(raw, _PLAIN):  # the usual values: skip the slow ABC check
         return False
     return isinstance(raw, Mapping) and bool(raw) and all(k in KEYS for k in raw)
 
@@ -117,7 +117,7 @@ def split_case(case: Case, policy: Policy) -> tuple[Case, dict[str, iv.Abstract]
             non-enum), a bound value of the wrong type, or an empty range.
     """
     for value in case.facts.values():
-        if type(value) not in _PLAIN:
+        if value is not None and not isinstance(value, _PLAIN):
             break
     else:
         return case, {}  # the usual case: plain values only, none of them a bound

@@ -357,21 +357,33 @@ def _fast(decl: FactDecl, raw: Any) -> Any:
     if kind == "list":
         return _fast_records(decl, raw) if typ is list else _SLOW
     if kind in ("money", "decimal"):
-        if typ is str and len(raw) <= MAX_NUMBER_TEXT and " " not in raw and "_" not in raw and raw.isascii():
-            try:
-                value = Decimal(raw)
-            except InvalidOperation:
-                return _SLOW
+        if typ is str:
+            value = _decimal_text(raw)
         elif typ is Decimal or typ is int:
             value = Decimal(raw)
-        if value is _SLOW or decimal_problem(value):  # no arithmetic on it before the bounds
-            return _SLOW
+            if decimal_problem(value):  # no arithmetic on it before the bounds
+                return _SLOW
     elif kind == "integer" and typ is int and abs(raw) < MAX_INTEGER:
         value = raw
-    if value is not _SLOW and ((decl.minimum is not None and value < decl.minimum)
-                               or (decl.maximum is not None and value > decl.maximum)):
+    if value is not _SLOW and _outside(value, decl.minimum, decl.maximum):
         return _SLOW
     return value
+
+
+def _decimal_text(raw: str) -> Any:
+    """A plain decimal written as text (ASCII, no spaces or ``_``, at most 64 characters),
+    checked against the engine's range; ``_SLOW`` for anything else."""
+    if len(raw) > MAX_NUMBER_TEXT or " " in raw or "_" in raw or not raw.isascii():
+        return _SLOW
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        return _SLOW
+    return _SLOW if decimal_problem(value) else value
+
+
+def _outside(value: Any, lo: Decimal | None, hi: Decimal | None) -> bool:
+    return (lo is not None and value < lo) or (hi is not None and value > hi)
 
 
 def _fast_records(decl: FactDecl, raw: list[Any]) -> Any:
@@ -406,21 +418,14 @@ def _reader(decl: FactDecl) -> Callable[[Any], Any]:
     lo, hi = decl.minimum, decl.maximum
     if kind in ("money", "decimal"):
         def amount(raw: Any) -> Any:
-            if (type(raw) is str and len(raw) <= MAX_NUMBER_TEXT and " " not in raw and "_" not in raw
-                    and raw.isascii()):
-                try:
-                    value = Decimal(raw)
-                except InvalidOperation:
-                    return _SLOW
-                if decimal_problem(value) or (lo is not None and value < lo) or (hi is not None and value > hi):
-                    return _SLOW
-                return value
-            return _fast(decl, raw)
+            if type(raw) is not str:
+                return _fast(decl, raw)
+            value = _decimal_text(raw)
+            return _SLOW if value is _SLOW or _outside(value, lo, hi) else value
         return amount
     if kind == "integer":
         def integer(raw: Any) -> Any:
-            if (type(raw) is int and abs(raw) < MAX_INTEGER and (lo is None or raw >= lo)
-                    and (hi is None or raw <= hi)):
+            if type(raw) is int and abs(raw) < MAX_INTEGER and not _outside(raw, lo, hi):
                 return raw
             return _fast(decl, raw)
         return integer

@@ -82,7 +82,7 @@ def accepts(policy: Policy, code: str) -> str | None:
 
 def split(raw: Any) -> tuple[Any, str | None]:
     """A money fact's value and its currency code (None when the value is plain)."""
-    if type(raw) is str:  # the usual form, without the slower Mapping check
+    if isinstance(raw, str):  # the usual form, tested before the slower Mapping check
         stripped = raw.strip()
         if " " in stripped:
             value, code = stripped.rsplit(" ", 1)
@@ -90,9 +90,6 @@ def split(raw: Any) -> tuple[Any, str | None]:
         return raw, None
     if isinstance(raw, Mapping):
         return raw.get("value"), raw.get("currency")
-    if isinstance(raw, str) and " " in raw.strip():
-        value, code = raw.strip().rsplit(" ", 1)
-        return value, code
     return raw, None
 
 
