@@ -19,6 +19,7 @@ A request still waiting after ``timeout`` seconds gets :class:`LogTimeout`.
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 import time
@@ -27,6 +28,11 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Callable
 
 _STOP = object()
+TIMEOUT = 30.0  # seconds a writer of records waits for their commit before LogTimeout
+
+
+def _late(timeout: float) -> str:
+    return f"no commit of the decision log within {timeout:g} s"
 
 
 class LogTimeout(TimeoutError):
@@ -46,23 +52,28 @@ class GroupCommitter:
         self._thread.start()
 
     def submit(self, items: list[Any], origin: str, lang: str = "en") -> Future[None]:
-        """Queue ``items``; the future is done once a transaction holding them committed (or failed).
-
-        An event loop awaits it (``asyncio.wrap_future``) without a thread of its own.
-        """
+        """Queue ``items``; the future is done once a transaction holding them committed (or failed)."""
         if self._closed:
             raise RuntimeError("the decision log writer is closed")
         done: Future[None] = Future()
         self._queue.put((items, origin, lang, done))
         return done
 
-    def write_many(self, items: list[Any], origin: str, lang: str = "en", timeout: float = 30.0) -> None:
+    def write_many(self, items: list[Any], origin: str, lang: str = "en", timeout: float = TIMEOUT) -> None:
         """Record ``items`` durably, in some group's transaction; raise what that transaction raised."""
         done = self.submit(items, origin, lang)
         try:
             done.result(timeout)
         except FutureTimeout as err:
-            raise LogTimeout(f"no commit of the decision log within {timeout:g} s") from err
+            raise LogTimeout(_late(timeout)) from err
+
+    async def write_many_async(self, items: list[Any], origin: str, lang: str = "en",
+                               timeout: float = TIMEOUT) -> None:
+        """:meth:`write_many` for an event loop: the commit is awaited, no thread waits for it."""
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(self.submit(items, origin, lang)), timeout)
+        except TimeoutError as err:
+            raise LogTimeout(_late(timeout)) from err
 
     def pending(self) -> int:
         """Requests waiting for a commit (the log's queue depth)."""

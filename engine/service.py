@@ -52,7 +52,7 @@ from engine.accesslog import AccessLog, enable_json_lines
 from engine.engine import Engine, policy_files
 from engine.errors import Diagnostic, EngineError
 from engine.factschema import facts_schema
-from engine.groupcommit import GroupCommitter, LogTimeout
+from engine.groupcommit import GroupCommitter
 from engine.log import DecisionLog
 from engine.metrics import Metrics
 from engine.openapi import MAX_BATCH, openapi
@@ -64,7 +64,6 @@ MAX_BODY = 1 << 20          # 1 MiB
 BODY_TIMEOUT = 10.0         # seconds to receive a whole request body
 INLINE_BODY = 16 << 10      # a case up to this size is decided on the event loop, not in a thread,
 INLINE_RULES = 64           # if its vendor's largest kind has at most this many rules (a bounded cost)
-LOG_WAIT = 30.0             # seconds a request waits for its log commit before answering 503
 
 
 def _error(status: int, code: str, message: str, diagnostics: list[dict[str, Any]] | None = None) -> JSONResponse:
@@ -201,21 +200,25 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
                         time.perf_counter() - started)
         return decision, steps, None
 
+    def entries(engine: Engine, pairs: list[tuple[Any, Any]]) -> list[Any]:
+        return [(case, d, engine.policy_by_digest(d.vendor, d.policy["digest"])) for case, d in pairs]
+
+    def unavailable(count: int, err: Exception) -> list[dict[str, Any]]:
+        """The answer for decisions the log could not take: not given (so none is lost), retry."""
+        if not _log_busy(err):
+            raise err
+        LOG.warning("%d decision(s) not logged, not answered: %s", count, err)
+        return [Diagnostic("log_unavailable", "the decision log is busy or unavailable "
+                           f"({err}); the decision could not be recorded, so it is not given: retry").to_dict()]
+
     async def recorded_async(engine: Engine, case: Any, decision: Any, lang: str) -> list[dict[str, Any]] | None:
         """:func:`recorded` for one decision, awaited on the event loop (no thread per request)."""
         if writer is None:
             return None
-        items = [(case, decision, engine.policy_by_digest(decision.vendor, decision.policy["digest"]))]
         try:
-            await asyncio.wait_for(asyncio.wrap_future(writer.submit(items, "serve", lang)), LOG_WAIT)
+            await writer.write_many_async(entries(engine, [(case, decision)]), "serve", lang)
         except Exception as err:
-            if isinstance(err, TimeoutError):
-                err = LogTimeout(f"no commit of the decision log within {LOG_WAIT:g} s")
-            if not _log_busy(err):
-                raise
-            LOG.warning("1 decision not logged, not answered: %s", err)
-            return [Diagnostic("log_unavailable", "the decision log is busy or unavailable "
-                               f"({err}); the decision could not be recorded, so it is not given: retry").to_dict()]
+            return unavailable(1, err)
         return None
 
     def recorded(engine: Engine, pairs: list[tuple[Any, Any]], lang: str) -> list[dict[str, Any]] | None:
@@ -223,15 +226,10 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
         transaction, :mod:`engine.groupcommit`); diagnostics if the log is busy."""
         if writer is None or not pairs:
             return None
-        items = [(case, d, engine.policy_by_digest(d.vendor, d.policy["digest"])) for case, d in pairs]
         try:
-            writer.write_many(items, "serve", lang)  # returns once a transaction holding them committed
+            writer.write_many(entries(engine, pairs), "serve", lang)  # returns once their transaction committed
         except Exception as err:
-            if not _log_busy(err):
-                raise
-            LOG.warning("%d decision(s) not logged, not answered: %s", len(items), err)
-            return [Diagnostic("log_unavailable", "the decision log is busy or unavailable "
-                               f"({err}); the decision could not be recorded, so it is not given: retry").to_dict()]
+            return unavailable(len(pairs), err)
         return None
 
     def decide_one(engine: Engine, case: Any, lang: str = "en",

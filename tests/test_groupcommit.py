@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from typing import Any
@@ -84,7 +85,10 @@ def test_a_stalled_log_times_out_instead_of_hanging() -> None:
     writer = GroupCommitter(log)
     with pytest.raises(LogTimeout):
         writer.write_many(["a"], "serve", timeout=0.05)
-    writer.close()  # drains: the stalled write still completes
+    with pytest.raises(LogTimeout):  # the same from an event loop
+        asyncio.run(writer.write_many_async(["b"], "serve", timeout=0.05))
+    writer.close()  # drains: the stalled writes still complete
+    assert sorted(x for t in log.transactions for x in t) == ["a", "b"]
 
 
 def test_close_commits_what_is_queued_then_refuses_new_work() -> None:
