@@ -35,6 +35,10 @@ def _leaf(cond: ir.Cond, consts: Constants) -> str:
     return f"({name} in f and f[{name}] {cond.op} {value})"
 
 
+def _indexed(kind: Any) -> bool:
+    return len(kind.rules) >= index.MIN_RULES
+
+
 def _scan(tests: dict[int, Any]) -> Any:
     """Every rule's test in file order: the index's fallback for a value it cannot place."""
     pairs = tuple(tests.items())
@@ -50,10 +54,9 @@ class PythonMatcher:
         consts = Constants()
         lines = []
         names = {}
-        indexed = [k for k in compiled.kinds.values() if len(k.rules) >= index.MIN_RULES]
         for i, kind in enumerate(compiled.kinds.values()):
             names[kind.kind.name] = f"match_{i}"  # never a name from the policy text
-            if kind in indexed:  # one test per rule, for the candidates the index leaves
+            if _indexed(kind):  # one test per rule, for the candidates the index leaves
                 lines += [f"def test_{i}_{r.rule.index}(f):\n    return {_leaf(r.cond, consts)}\n"
                           for r in kind.rules]
                 continue
@@ -69,7 +72,7 @@ class PythonMatcher:
         exec(code, namespace)  # noqa: S102 - generated from the IR only
         self._match = {}
         for i, kind in enumerate(compiled.kinds.values()):
-            if kind in indexed:
+            if _indexed(kind):
                 tests = {r.rule.index: namespace[f"test_{i}_{r.rule.index}"] for r in kind.rules}
                 self._match[kind.kind.name] = index.matcher([(r.rule.index, r.cond) for r in kind.rules],
                                                             tests, _scan(tests))
