@@ -86,13 +86,27 @@ def _quick(cls: type[Case], data: dict[str, Any], document: Document | None) -> 
     the same Case; anything else (every mistake included) returns None and
     takes the checking path, which reports it.
     """
+    head = case_head(data)
+    if head is None:
+        return None
+    vendor, kind, facts, case_id, as_of = head
+    for name in facts:
+        if type(name) is not str or not name.isascii():
+            return None
+    return cls(vendor=vendor, kind=kind, facts=MappingProxyType(dict(facts)), id=case_id, as_of=as_of,
+               document=document)
+
+
+def case_head(data: dict[str, Any]) -> tuple[str, str, dict[str, Any], str | None, date | None] | None:
+    """(vendor, kind, facts, id, as_of) of a plain-dict case whose head is well formed, else None.
+
+    The fact names are not looked at: the caller reads them (a name the
+    policy does not declare sends the case down the checking path).
+    """
     vendor, kind, facts = data.get("vendor"), data.get("kind"), data.get("facts", {})
     if (type(vendor) is not str or type(kind) is not str or type(facts) is not dict or not vendor or not kind
             or not vendor.isascii() or not kind.isascii() or not _CASE_KEYS.issuperset(data)):
         return None
-    for name in facts:
-        if type(name) is not str or not name.isascii():
-            return None
     case_id, as_of = data.get("id"), data.get("as_of")
     if not (case_id is None or type(case_id) is int or (type(case_id) is str and case_id.isascii())):
         return None
@@ -105,8 +119,7 @@ def _quick(cls: type[Case], data: dict[str, Any], document: Document | None) -> 
             return None
         if not MIN_YEAR <= as_of.year <= MAX_YEAR:
             return None
-    return cls(vendor=vendor, kind=kind, facts=MappingProxyType(dict(facts)),
-               id=None if case_id is None else str(case_id), as_of=as_of, document=document)
+    return vendor, kind, facts, None if case_id is None else str(case_id), as_of
 
 
 # Bounds that keep every computation exact and in range (and the Rete
@@ -322,7 +335,7 @@ class _Coercer:
 
 
 _SLOW = object()
-
+SLOW = _SLOW  # what a fact reader returns for a value it leaves to the checking path
 
 def _fast(decl: FactDecl, raw: Any) -> Any:
     """The common, well-formed inputs, converted without the checking path.
@@ -373,6 +386,8 @@ def _fast(decl: FactDecl, raw: Any) -> Any:
 def _decimal_text(raw: str) -> Any:
     """A plain decimal written as text (ASCII, no spaces or ``_``, at most 64 characters),
     checked against the engine's range; ``_SLOW`` for anything else."""
+    if len(raw) <= 13 and raw.isascii() and raw.replace(".", "", 1).isdigit():
+        return Decimal(raw)  # at most 12 digits on either side of the point: within range by construction
     if len(raw) > MAX_NUMBER_TEXT or " " in raw or "_" in raw or not raw.isascii():
         return _SLOW
     try:

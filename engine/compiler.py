@@ -130,7 +130,7 @@ class _Module:
             "__builtins__": {}, **RUNTIME, "_cal": calendar, "_EvalFailure": EvalFailure,
             "KeyError": KeyError, "ArithmeticError": ArithmeticError, "ValueError": ValueError,
             "OverflowError": OverflowError,
-            "_fail": fail,
+            "_fail": fail, "_nothing": derive_nothing,
             "_round_money": round_money,
             "_round_decimal": lambda v, places=0: money.round_to(
                 Decimal(v), Decimal(1).scaleb(-places), rounding),
@@ -143,6 +143,8 @@ class _Module:
         return name
 
     def derive(self, steps: list[tuple[str, str]]) -> str:
+        if not steps:
+            return "_nothing"  # one shared function, so the decide path can skip the call
         name = f"_derive{self.count}"
         self.count += 1
         # A field already derived for this case (by a declared deadline, say) is not
@@ -153,7 +155,7 @@ class _Module:
             f"        missed[{field!r}] = err.args[0]\n"
             f"      except (_EvalFailure, ArithmeticError, ValueError, OverflowError) as err:\n"
             f"        _fail({field!r}, err)\n"
-            for field, src in steps) or "    pass\n"
+            for field, src in steps)
         self.lines.append(f"def {name}(f, missed):\n{body}")
         return name
 
@@ -168,6 +170,10 @@ class _Module:
             raise PolicyError([Diagnostic("limit", f"the policy is too large or nested to compile: {err}")]) from err
         exec(code, self.namespace)  # noqa: S102 - our codegen only
         return self.namespace
+
+
+def derive_nothing(f: dict[str, Any], missed: dict[str, str]) -> None:
+    """The derive step of a kind, rule or check that needs no derived field."""
 
 
 def _reason(err: Exception) -> str:

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any, Callable
 from engine._resources import default_policies_dir
 from engine.bounds import check as check_bounds
 from engine.bounds import split_case
-from engine.case import Case, coerce_facts
+from engine import fastpath
+from engine.case import Case, case_head, coerce_facts
 from engine.compiler import CompiledPolicy, compile_policy
 from engine.currency import CURRENCY_FACT, case_currency
 from engine.decide import decide as build_decision
@@ -59,8 +60,11 @@ class Engine:
         self.matcher_name = matcher
         self._today = today
         self._versions: dict[str, list[tuple[CompiledPolicy, Any]]] = {}
+        self._fast: dict[str, list[tuple[Policy, dict[str, fastpath.Fast]]]] = {}
         for c in sorted(compiled, key=lambda c: c.policy.effective_from):
-            self._versions.setdefault(c.policy.vendor, []).append((c, _make_matcher(matcher, c)))
+            m = _make_matcher(matcher, c)
+            self._versions.setdefault(c.policy.vendor, []).append((c, m))
+            self._fast.setdefault(c.policy.vendor, []).append((c.policy, fastpath.build(c, m)))
         self._vendors = MappingProxyType({v: tuple(c.policy for c, _ in cs) for v, cs in self._versions.items()})
         self._largest = {v: max((len(k.rules) for c, _ in cs for k in c.kinds.values()), default=0)
                          for v, cs in self._versions.items()}
@@ -126,18 +130,8 @@ class Engine:
                                     "/as_of")])
 
     def _version_date(self, case: Case, as_of: date) -> date:
-        """The day that picks the policy version: the ``version_by`` fact, else ``as_of``."""
         versions = self._versions.get(case.vendor)
-        by = versions[-1][0].policy.version_by if versions else None
-        raw = case.facts.get(by) if by else None
-        if isinstance(raw, date):
-            return raw
-        if isinstance(raw, str):
-            try:
-                return date.fromisoformat(raw)
-            except ValueError:
-                pass  # coercion reports it against the fact
-        return as_of
+        return _version_day(versions[-1][0].policy.version_by if versions else None, case.facts, as_of)
 
     def _prepare(self, case: Case | Mapping[str, Any]) -> tuple[Case, date, CompiledPolicy, Any, dict[str, Any],
                                                                 dict[str, Any]]:
@@ -160,7 +154,7 @@ class Engine:
     def _run(self, case: Case | Mapping[str, Any], lang: str) -> tuple[Decision, CompiledPolicy, dict[str, Any]]:
         case, as_of, compiled, matcher, facts, bounds = self._prepare(case)
         with decimal.localcontext(CONTEXT):
-            _run_checks(compiled, facts, case)
+            run_checks(compiled, facts)
             kind = compiled.kinds[case.kind]
             missed: dict[str, str] = {}
             kind.derive(facts, missed)
@@ -172,11 +166,43 @@ class Engine:
     def decide(self, case: Case | Mapping[str, Any], *, lang: str = "en") -> Decision:
         """Decide one case (a :class:`Case` or a mapping shaped like the case schema).
 
+        A plain dict goes first to its kind's generated decide path
+        (:mod:`engine.fastpath`); what that path does not take, the generic
+        one decides — the same Decision either way.
+
         Raises:
             CaseError: the case is malformed or a fact has the wrong name or type.
             EvaluationError: an expression failed on this case (e.g. division by zero).
         """
+        if type(case) is dict:
+            decision = self._decide_fast(case, lang)
+            if decision is not None:
+                return decision
         return self._run(case, lang)[0]
+
+    def _decide_fast(self, data: dict[str, Any], lang: str) -> Decision | None:
+        """The generated path's Decision for ``data``, or None to take the generic path.
+
+        Any exception also means None: the generic path decides the case
+        again and reports what went wrong with its full context.
+        """
+        try:
+            head = case_head(data)
+            if head is None:
+                return None
+            vendor, kind, facts, case_id, as_of = head
+            versions = self._fast.get(vendor)
+            if versions is None:
+                return None
+            as_of = as_of or self._default_as_of(vendor)
+            day = _version_day(versions[-1][0].version_by, facts, as_of)
+            for p, kinds in reversed(versions):
+                if p.effective_from <= day and (p.effective_until is None or day <= p.effective_until):
+                    fn = kinds.get(kind)
+                    return None if fn is None else fn(facts, case_id, as_of, lang)
+            return None
+        except Exception:  # noqa: BLE001 - the generic path decides and reports it
+            return None
 
     def explain(self, case: Case | Mapping[str, Any], *, lang: str = "en") -> tuple[Decision, list[Step]]:
         """Decide ``case`` and say, for every rule of its kind, why it did or did not decide."""
@@ -206,7 +232,26 @@ class Engine:
         self.close()
 
 
-def _run_checks(compiled: CompiledPolicy, facts: dict[str, Any], case: Case) -> None:
+def _version_day(by: str | None, facts: Mapping[str, Any], as_of: date) -> date:
+    """The day that picks the policy version: the ``version_by`` fact, else ``as_of``."""
+    raw = facts.get(by) if by else None
+    if isinstance(raw, date):
+        return raw
+    if isinstance(raw, str):
+        try:
+            return date.fromisoformat(raw)
+        except ValueError:
+            pass  # coercion reports it against the fact
+    return as_of
+
+
+def run_checks(compiled: CompiledPolicy, facts: dict[str, Any]) -> None:
+    """The policy's checks on the case's facts (a check whose facts are not all given is skipped).
+
+    Raises:
+        CaseError: every check the facts fail.
+        EvaluationError: a check failed to evaluate on these facts.
+    """
     problems = []
     for needed, derive, fn, message, expr in compiled.checks:
         if not needed <= facts.keys():

@@ -84,5 +84,9 @@ class PythonMatcher:
         result: list[int] = self._match[kind](facts)
         return result
 
+    def kind_function(self, kind: str) -> Any:
+        """``match`` for one kind, without the lookup (the generated decide path calls it directly)."""
+        return self._match[kind]
+
     def close(self) -> None:
         """Nothing to release (present for symmetry with the Rete back end)."""
