@@ -12,7 +12,8 @@ Hardened against every pitfall measured in docs/design.md §4:
    32-bit FNV-1a hash the core uses;
 5. facts reach the core already coerced to their declared types;
 6. decimals, money, dates, datetimes and durations travel as integers
-   (see :func:`_scaled`), never as floats or exponents;
+   (see :func:`engine.match.projection.scaled`), never as floats or
+   exponents, projected by one function generated per kind;
 7. wide membership lists never reach the core (the IR lowers them), and rule
    and field counts are checked at compile time;
    a kind's rules are split over several rulesets so that no case can make
@@ -26,18 +27,16 @@ The Host layer (``durable.lang``/``durable.engine``) is never used.
 
 from __future__ import annotations
 
-import decimal
 import json
-import math
 import threading
 import uuid
 import weakref
-from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable
 
 from engine.errors import Diagnostic, EvaluationError, MatcherUnavailable, PolicyError
 from engine.match import budget, ir
+from engine.match.projection import MAX_SAFE, compile_projection, constant_scale, projector, scaled
 
 if TYPE_CHECKING:
     from engine.compiler import CompiledPolicy, CompiledKind
@@ -45,11 +44,9 @@ if TYPE_CHECKING:
 
 MAX_RULES = 2000  # per kind: load time grows with the rulesets the budget splits them into
 MAX_FIELDS = 200
-MAX_SAFE = 2**53  # integers a double holds exactly, whatever the core parses them as
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_WIDE = decimal.Context(prec=200, Emax=10**6, Emin=-(10**6))
 _OPS = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte", "!=": "$neq"}
 _RESERVED = ("sid", "id", "$s", "k")
+_scaled = scaled  # the exact integer map of numbers and moments (tests read it here)
 
 
 def load_core() -> Any:
@@ -88,48 +85,6 @@ def _field_names(fields: list[str]) -> dict[str, str]:
     return out
 
 
-def _scaled(value: Any, scale: int) -> int:
-    """Exact order-preserving integer for a number: 2·v·10^s, or odd if v has more places.
-
-    Constants have at most ``scale`` places, so they map to even integers; a
-    case value between two of them maps to the odd integer between, which
-    keeps every <, =, > against the constants exact.
-    """
-    n = Decimal(value).scaleb(scale, context=_WIDE)  # exact: no rounding to 34 digits
-    if abs(n) >= MAX_SAFE:  # clamp before math.floor builds a huge int
-        return MAX_SAFE if n > 0 else -MAX_SAFE
-    floor = math.floor(n)
-    out = 2 * floor + (0 if n == floor else 1)
-    # Beyond every constant (they are checked to stay below MAX_SAFE / 2).
-    return max(-MAX_SAFE, min(MAX_SAFE, out))
-
-
-def _projector(typ: Type, scale: int) -> Callable[[Any], Any]:
-    kind = typ.kind
-    if kind == "bool":
-        return lambda v: 1 if v else 0
-    if kind in ("integer", "decimal", "money"):
-        return lambda v: _scaled(v, scale)
-    if kind == "date":
-        return lambda v: v.toordinal()
-    if kind == "datetime":  # seconds since the epoch, with the constants' places
-        return lambda v: _scaled(Decimal((v - _EPOCH) // timedelta(microseconds=1)).scaleb(-6), scale)
-    if kind == "duration":
-        return lambda v: _scaled(Decimal(v // timedelta(microseconds=1)).scaleb(-6), scale)
-    return str
-
-
-def _constant_scale(values: list[Any]) -> int:
-    """Decimal places the constants need (microseconds count for moments and durations)."""
-    places = 0
-    for v in values:
-        if isinstance(v, Decimal):
-            places = max(places, -min(v.as_tuple().exponent, 0))  # type: ignore[operator]
-        elif (isinstance(v, datetime) and v.microsecond) or (isinstance(v, timedelta) and v.microseconds):
-            places = max(places, 6)
-    return places
-
-
 class _KindRuleset:
     """The durable_rules rulesets of one kind (as many as the true-test budget needs), one projection."""
 
@@ -145,14 +100,16 @@ class _KindRuleset:
                 f"fields; the rete matcher takes at most {MAX_RULES} and {MAX_FIELDS}",
                 kind.kind.rules[0].location)])
         self.names = _field_names(fields)
-        self.projections: list[tuple[str, str, Callable[[Any], Any]]] = []
+        self.fields: list[tuple[str, str, Type, int]] = []  # fact, short name, type, scale
+        self.project_const: dict[str, Callable[[Any], Any]] = {}
         for name in fields:
             consts = [v for leaf in leaves if leaf.field == name
                       for v in (leaf.values if isinstance(leaf, ir.In) else
                                 (leaf.value,) if isinstance(leaf, ir.Cmp) else ())]
-            project = _projector(compiled.field_types[name], _constant_scale(consts))
-            self.projections.append((name, self.names[name], project))
-        self.project_const = {name: p for name, _, p in self.projections}
+            typ, scale = compiled.field_types[name], constant_scale(consts)
+            self.fields.append((name, self.names[name], typ, scale))
+            self.project_const[name] = projector(typ, scale)
+        self.project = compile_projection(self.fields, f"{compiled.policy.vendor}/{kind.kind.name}")
         self.rule_ids = {f"r{r.rule.index}": r.rule.index for r in kind.rules}
         groups, too_wide = budget.split([r.cond for r in kind.rules])
         if too_wide:
@@ -211,37 +168,39 @@ class _KindRuleset:
         return {field: value} if cond.op == "==" else {_OPS[cond.op]: {field: value}}
 
     def match(self, facts: dict[str, Any]) -> list[int]:
-        fact: dict[str, Any] = {"sid": "0", "k": 1}
-        for name, short, project in self.projections:
-            if name in facts:
-                fact[short] = project(facts[name])
-        text = json.dumps(fact, ensure_ascii=False)
-        fired: list[int] = []
+        """The kind's matching rules: the case projected once, asserted in each ruleset under the lock."""
+        text = self.project(facts)
         with self.lock:
-            for i in range(len(self.handles)):
-                self._fire(i, text, fired)
-        return sorted(set(fired))  # an $or fires once per true branch
+            if len(self.handles) == 1:  # the common case: no budget split
+                fired = self._fire(0, text)
+            else:
+                fired = [rule for i in range(len(self.handles)) for rule in self._fire(i, text)]
+        # An $or fires once per true branch, and the core's order is its own.
+        return fired if len(fired) < 2 else sorted(set(fired))
 
-    def _fire(self, i: int, text: str, fired: list[int]) -> None:
-        """Assert the case in ruleset ``i``; a failure of the core becomes an EvaluationError."""
-        handle = self.handles[i]
+    def _fire(self, i: int, text: str) -> list[int]:
+        """The rules that fire in ruleset ``i``; a failure of the core becomes an EvaluationError."""
+        core, handle = self.core, self.handles[i]
         try:
-            _code, state = self.core.assert_fact(handle, text)
+            state = core.assert_fact(handle, text)[1]
         except Exception as err:  # noqa: BLE001 - bare error numbers; the state may be half-built
             self._replace(i)
             raise EvaluationError([Diagnostic(
                 "evaluation", f"the rete matcher's core failed on this case of kind {self.kind_name!r} "
                 f"({err}); the python matcher decides it")]) from err
+        fired: list[int] = []
+        ids = self.rule_ids  # "r<index>" -> index; the guard rule is not in it
         try:
-            result = self.core.start_action_for_state(handle, state)
+            result = core.start_action_for_state(handle, state)
             message = result[1] if result else None
-            while message:
-                rule = message[2:message.index('"', 2)]
-                if rule in self.rule_ids:
-                    fired.append(self.rule_ids[rule])
-                message = self.core.complete_and_start_action(handle, state)
+            while message:  # '{"<rule>": ...': the id sliced out, cheaper than json.loads
+                rule = ids.get(message[2:message.index('"', 2)])
+                if rule is not None:
+                    fired.append(rule)
+                message = core.complete_and_start_action(handle, state)
         finally:
-            self.core.delete_state(handle, "0")
+            core.delete_state(handle, "0")
+        return fired
 
     def _replace(self, i: int) -> None:
         """A fresh ruleset for one whose state a failed assert may have left half-built."""
@@ -289,6 +248,10 @@ class ReteMatcher:
     def match(self, kind: str, facts: dict[str, Any]) -> list[int]:
         """Indices (file order) of the kind's rules whose condition is true."""
         return self._kinds[kind].match(facts)
+
+    def kind_function(self, kind: str) -> Callable[[dict[str, Any]], list[int]]:
+        """``match`` for one kind, bound once: the generated decide path calls it per case."""
+        return self._kinds[kind].match
 
     def close(self) -> None:
         """Delete the rulesets now rather than at garbage collection."""
