@@ -17,6 +17,10 @@ repetitions interleaved, best repetition kept (the one least disturbed by
 other load). Results are ratios against zen-engine and against the floor,
 measured in the same run, so a noisy machine still gives a stable answer.
 Anchors that are not installed are skipped, and the table says so.
+
+A second table times matching alone (issue 11: the rete back end's match
+against the raw C core it wraps): both back ends' ``match`` on the facts
+each case had once coerced and derived, interleaved with the C core runner.
 """
 
 from __future__ import annotations
@@ -265,6 +269,67 @@ def timed(engines: dict[str, Runner], sample: list[dict[str, Any]], repeat: int)
     return best
 
 
+def _matched_facts(home: Path, sample: list[dict[str, Any]]) -> list[tuple[dict[str, Any], str, dict[str, Any]]]:
+    """Each case with its kind and the facts the rete back end matched (coerced, derived), recorded.
+
+    The class's ``match`` is swapped for a recorder while an engine loads and
+    decides (the engine binds its matchers when it loads), then put back.
+    """
+    from engine.match import rete  # noqa: PLC0415 - only with the core
+
+    seen: list[tuple[str, dict[str, Any]]] = []
+    original = rete._KindRuleset.match
+
+    def record(self: Any, facts: dict[str, Any]) -> list[int]:
+        seen.append((self.kind_name, dict(facts)))
+        return original(self, facts)
+
+    rete._KindRuleset.match = record  # type: ignore[method-assign]
+    try:
+        with Engine.load(home, matcher="rete") as engine:
+            for case in sample:
+                engine.decide(case)
+    finally:
+        rete._KindRuleset.match = original  # type: ignore[method-assign]
+    if len(seen) != len(sample):
+        sys.exit(f"match only: recorded {len(seen)} matches for {len(sample)} cases")
+    return [(case, kind, facts) for case, (kind, facts) in zip(sample, seen)]
+
+
+def match_only(home: Path, sample: list[dict[str, Any]], core: Runner, repeat: int) -> dict[str, float] | None:
+    """µs per match of both back ends on already coerced facts, interleaved with the raw C core runner.
+
+    Issue 11's criterion for the rete back end is its match against the
+    core it wraps; every case's matches must equal the python matcher's.
+    """
+    from engine.match import rete  # noqa: PLC0415 - only with the core
+    from engine.match.python import PythonMatcher  # noqa: PLC0415
+
+    items = _matched_facts(home, sample)
+    with Engine.load(home) as engine:
+        compiled = engine.compiled("benchco")
+    python, on_core = PythonMatcher(compiled), rete.ReteMatcher(compiled)
+    try:
+        for case, kind, facts in items:
+            if on_core.match(kind, facts) != python.match(kind, facts):
+                sys.exit(f"the rete matcher disagrees with the python matcher on {json.dumps(case['facts'])}")
+        runs = {"clause (python): match": lambda it: python.match(it[1], it[2]),
+                "clause (rete): match": lambda it: on_core.match(it[1], it[2]),
+                "durable_rules C core": lambda it: core(it[0])}
+        return timed(runs, items, repeat)  # type: ignore[arg-type]
+    finally:
+        on_core.close()
+
+
+def _print_match_only(best: dict[str, float]) -> None:
+    core = best["durable_rules C core"]
+    print("\nMatching only — on facts already coerced and derived, the same cases; the C core runner as above "
+          "(projection, json.dumps, assert, actions, delete_state); matches equal the python matcher's:")
+    print("\n| match only | µs / case | × C core |\n| --- | ---: | ---: |")
+    for name, us in sorted(best.items(), key=lambda kv: kv[1]):
+        print(f"| {name} | {us:.2f} | {us / core:.2f} |")
+
+
 def side_by_side(n: int, repeat: int) -> None:
     sample = cases(n)
     with tempfile.TemporaryDirectory(prefix="clause-bench-") as tmp:
@@ -272,6 +337,8 @@ def side_by_side(n: int, repeat: int) -> None:
         try:
             check(engines, sample)
             best = timed(engines, sample, repeat)
+            core = engines.get("durable_rules C core")
+            matching = match_only(Path(tmp), sample, core, repeat) if core else None
         finally:
             for item in closing:
                 item() if callable(item) and not isinstance(item, Engine) else item.close()
@@ -286,6 +353,8 @@ def side_by_side(n: int, repeat: int) -> None:
               f"| {name} | {us:.2f} | — | {us / floor:.1f} |")
     for note in missing:
         print(f"\nnot measured: {note}")
+    if matching:
+        _print_match_only(matching)
 
 
 def _band_rules(n: int, seed: int = 3) -> list[tuple[str, list[tuple[str, str, Any]], str, str | None]]:
