@@ -150,6 +150,7 @@ def _kind_function(compiled: CompiledPolicy, kind: CompiledKind, match: Callable
         if not mark or keep[mark.strip()]:
             lines.append(code.rstrip())
     rank = {r.rule.index: i for i, r in enumerate(kind.ranked)}
+    ids = tuple(r.rule.id for r in kind.rules)  # rule ids by index, for ``matched``
     namespace: dict[str, Any] = {
         "READERS": _readers(compiled), "BOOL": _BOOL, "SLOW": SLOW, "CONDITION_FACTS": kind.condition_facts, "MONEY": money,
         "check_relations": check_relations, "POLICY": policy, "NO_BOUNDS": {}, "RELATIONS": compiled.relations,
@@ -157,7 +158,7 @@ def _kind_function(compiled: CompiledPolicy, kind: CompiledKind, match: Callable
         "CONTEXT": CONTEXT, "run_checks": run_checks, "COMPILED": compiled, "DERIVE": kind.derive,
         "MATCH": match, "DECLARED": _declared(compiled, kind),
         "OTHERWISE": _otherwise(compiled, kind), "RANK": rank.__getitem__,
-        "GRANT": {r.rule.index: _grant(compiled, kind, r) for r in kind.rules}}
+        "GRANT": {r.rule.index: _grant(compiled, kind, r, ids) for r in kind.rules}}
     exec(compile("\n".join(lines) + "\n", f"<clause-decide:{policy.vendor}:{kind.kind.name}>", "exec"),
          namespace)  # noqa: S102 - the fixed source above; policy values live in the namespace only
     return namespace["decide"]  # type: ignore[no-any-return]
@@ -187,7 +188,8 @@ def _otherwise(compiled: CompiledPolicy, kind: CompiledKind) -> Callable[..., De
     return otherwise
 
 
-def _grant(compiled: CompiledPolicy, kind: CompiledKind, crule: CompiledRule) -> Callable[..., Decision]:
+def _grant(compiled: CompiledPolicy, kind: CompiledKind, crule: CompiledRule,
+           ids: tuple[str, ...]) -> Callable[..., Decision]:
     """The decision when ``crule`` wins: its amounts, fees and texts, specialised to what it has.
 
     A rule with deadlines or alternatives, an amount that needs a missing
@@ -195,7 +197,6 @@ def _grant(compiled: CompiledPolicy, kind: CompiledKind, crule: CompiledRule) ->
     generic builder, which also reports the failure).
     """
     rule, policy = crule.rule, compiled.policy
-    ids = tuple(r.rule.id for r in kind.rules)
     vendor, name, meta, outcome = policy.vendor, kind.kind.name, compiled.meta, rule.outcome
     q, mode, currency = quantum(policy.currency), policy.rounding, policy.currency
     amount_fn, pays_fn, fee_fns = crule.amount, crule.customer_pays, crule.fees

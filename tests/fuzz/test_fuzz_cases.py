@@ -35,10 +35,15 @@ def decided_or_diagnosed(case: Any) -> None:
         decision = ENGINE.decide(case)
     except EngineError as err:
         assert err.diagnostics and all(d.code and d.message for d in err.diagnostics)
+        assert type(case) is not dict or ENGINE._decide_fast(case, "en") is None, case
         return
     d = decision.to_dict()
     json.dumps(d)
     render_decision(d)
+    if type(case) is dict and ENGINE._decide_fast(case, "en") is not None:
+        # the generated decide path answered: the generic path must give the same Decision
+        generic = ENGINE._run(case, "en")[0]
+        assert (generic, generic.to_dict(), generic.matched) == (decision, d, decision.matched), case
 
 
 @given(many=st.lists(cases(ENGINE), min_size=5, max_size=20))
