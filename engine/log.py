@@ -23,6 +23,7 @@ import threading
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import Decimal
+from json.encoder import encode_basestring, encode_basestring_ascii  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
@@ -59,31 +60,54 @@ def exact_json(value: Any) -> str:
     (issue 9, item 12), so numbers are written from their own text. Text that
     holds a lone surrogate cannot be stored as UTF-8: it is written with
     ``\\u`` escapes instead, which read back to the same string. Dates become
-    ISO text (as a case file holds them).
+    ISO text (as a case file holds them). The text is ``json.dumps``'s own
+    (``", "`` and ``": "`` separators), written by one walk that quotes strings
+    with json's C quoting function: a logged service request pays for it.
     """
     try:
-        text = _exact(value, False)
+        text = _exact(value, encode_basestring)
         text.encode("utf-8")
         return text
     except UnicodeEncodeError:
-        return _exact(value, True)
+        return _exact(value, encode_basestring_ascii)
     except (RecursionError, ValueError) as err:  # nested too deeply; an int over Python's digit limit
         raise LogError([Diagnostic("log", f"the case cannot be recorded: {err}")]) from err
 
 
-def _exact(value: Any, ascii_only: bool) -> str:
+def _exact(value: Any, quote: Callable[[str], str]) -> str:
+    """``value`` as JSON (see :func:`exact_json`); ``quote`` is json's C string quoting, ASCII-only or not.
+
+    Each branch writes what ``json.dumps(value, ensure_ascii=...)`` writes for
+    that type (the exact types first, as a fast path; subclasses fall through
+    to the ``isinstance`` checks, which decide as the original walk did).
+    """
+    kind = type(value)
+    if kind is str:
+        return quote(value)
+    if kind is dict:
+        return "{" + ", ".join([f"{quote(k if type(k) is str else str(k))}: {_exact(v, quote)}"
+                                for k, v in value.items()]) + "}"
+    if kind is list:
+        return "[" + ", ".join([_exact(v, quote) for v in value]) + "]"
+    if value is None:
+        return "null"
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return int.__repr__(value)  # json's C encoder writes ints so (and refuses over 4300 digits)
+    if kind is Decimal:
+        return str(value) if value.is_finite() else encode_basestring_ascii(str(value))
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{json.dumps(str(k), ensure_ascii=ascii_only)}: {_exact(v, ascii_only)}"
-                               for k, v in value.items()) + "}"
+        return "{" + ", ".join([f"{quote(str(k))}: {_exact(v, quote)}" for k, v in value.items()]) + "}"
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_exact(v, ascii_only) for v in value) + "]"
+        return "[" + ", ".join([_exact(v, quote) for v in value]) + "]"
     if isinstance(value, Decimal):
-        return str(value) if value.is_finite() else json.dumps(str(value))
+        return str(value) if value.is_finite() else encode_basestring_ascii(str(value))
     if isinstance(value, (date, datetime)):
-        return json.dumps(value.isoformat())
+        return encode_basestring_ascii(value.isoformat())
     if value is None or isinstance(value, (bool, int, float, str)):
-        return json.dumps(value, ensure_ascii=ascii_only)
-    return json.dumps(str(value), ensure_ascii=ascii_only)
+        return json.dumps(value, ensure_ascii=quote is encode_basestring_ascii)
+    return quote(str(value))
 
 
 def _redacted(text: str) -> str:
