@@ -5,7 +5,8 @@ streamed bodies) that:
 
 * gives each request an id — the client's ``X-Request-Id`` when it is a
   short token, else a fresh one — and returns it in ``X-Request-Id``;
-* times the request into ``clause_http_request_seconds`` by route name;
+* times the request into ``clause_http_request_seconds`` by route name, method (``other``
+  for a method HTTP does not define: a client may send any token) and status;
 * with ``json_logs``, writes one JSON object per request to the
   ``clause.access`` logger: time, request id, method, route, status,
   latency, and for decisions vendor, kind, outcome, policy version and
@@ -29,6 +30,8 @@ from engine.metrics import Metrics
 
 ACCESS = logging.getLogger("clause.access")
 _TOKEN = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+# The method label: a client may send any token as a method; the label set must stay bounded.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"})
 Scope = dict[str, Any]
 ASGI = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
 
@@ -80,18 +83,23 @@ class AccessLog:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        sent = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
-        request_id = sent if _TOKEN.fullmatch(sent) else f"{self._prefix}{next(self._count):016x}"
+        sent = None
+        for name, value in scope.get("headers") or ():
+            if name == b"x-request-id":
+                sent = value  # the last one, as a dict of the headers kept it
+        text = sent.decode("latin-1") if sent is not None else ""
+        request_id = text if text and _TOKEN.fullmatch(text) else f"{self._prefix}{next(self._count):016x}"
+        header = (b"x-request-id", request_id.encode())
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
-        status = {"code": 500}
+        status = 500
         started = time.perf_counter()
 
         async def send_with_id(message: Any) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
-                status["code"] = message["status"]
-                message = {**message, "headers": [*message.get("headers", []),
-                                                  (b"x-request-id", request_id.encode())]}
+                status = message["status"]
+                message = {**message, "headers": [*message.get("headers", []), header]}
             await send(message)
 
         try:
@@ -99,9 +107,10 @@ class AccessLog:
         finally:
             elapsed = time.perf_counter() - started
             route = route_name(scope.get("path", ""))
-            self.metrics.requests.labels(route, scope.get("method", ""), str(status["code"])).observe(elapsed)
+            method = scope.get("method", "")
+            self.metrics.request(route, method if method in _METHODS else "other", status, elapsed)
             if self.json_logs:
-                self._write(scope, state, route, status["code"], elapsed)
+                self._write(scope, state, route, status, elapsed)
 
     def _write(self, scope: Scope, state: dict[str, Any], route: str, status: int, elapsed: float) -> None:
         line: dict[str, Any] = {

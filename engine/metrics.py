@@ -13,6 +13,8 @@ sum, the usual way for multi-process Python services.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 # Decisions take microseconds to milliseconds; requests up to the body timeout.
@@ -43,10 +45,27 @@ class Metrics:
         self.log_queue = Gauge("clause_log_queue_depth", "Requests waiting for the decision log's next commit",
                                registry=r)
         self.policies_ok.set(1)
+        # The labelled children, looked up once per label set: labels() checks and converts its
+        # arguments and takes a lock on every call (a few µs a request).
+        self._decided: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
+        self._requests: dict[tuple[str, str, int], Any] = {}
 
     def decided(self, vendor: str, kind: str, outcome: str, version: str, seconds: float) -> None:
-        self.decisions.labels(vendor, kind, outcome, version).inc()
-        self.decision_seconds.labels(vendor, kind).observe(seconds)
+        key = (vendor, kind, outcome, version)
+        children = self._decided.get(key)
+        if children is None:  # a race between threads finds the same children twice: harmless
+            children = self._decided[key] = (self.decisions.labels(*key),
+                                             self.decision_seconds.labels(vendor, kind))
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """One HTTP request into ``clause_http_request_seconds`` (labels from bounded sets only)."""
+        key = (route, method, status)
+        child = self._requests.get(key)
+        if child is None:
+            child = self._requests[key] = self.requests.labels(route, method, str(status))
+        child.observe(seconds)
 
     def failed(self, code: str, status: int) -> None:
         self.errors.labels(code, str(status)).inc()

@@ -31,7 +31,6 @@ is reported by ``/healthz`` and on stderr.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hmac
 import logging
@@ -43,6 +42,7 @@ from typing import Any, AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import QueryParams
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -53,6 +53,7 @@ from engine.engine import Engine, policy_files
 from engine.errors import Diagnostic, EngineError
 from engine.factschema import facts_schema
 from engine.groupcommit import GroupCommitter
+from engine.httpio import BodyReader, Receive, Reject, Scope, Send, asgi_endpoint, send_json
 from engine.log import DecisionLog
 from engine.metrics import Metrics
 from engine.openapi import MAX_BATCH, openapi
@@ -86,6 +87,17 @@ class PolicySet:
         self.stamp = self._stamp()
         self.last_error: list[dict[str, Any]] | None = None
         self._lock = threading.Lock()
+        self._languages: tuple[Engine | None, dict[str, frozenset[str]]] = (None, {})
+
+    def languages(self, engine: Engine, vendor: Any) -> frozenset[str] | None:
+        """The languages of ``vendor``'s policies in ``engine`` (None: no such vendor), computed once
+        per engine, not per request."""
+        known, table = self._languages
+        if known is not engine:
+            table = {v: frozenset(lang for p in versions for lang in p.languages)
+                     for v, versions in engine.vendors.items() if versions}
+            self._languages = (engine, table)
+        return table.get(vendor) if isinstance(vendor, str) else None
 
     def _stamp(self) -> tuple[tuple[str, int, int], ...]:
         files = [p for p in self.root.rglob("*") if p.is_file() and p.suffix in (".yaml", ".txt")]
@@ -152,53 +164,47 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
     stop = threading.Event()
     spec = openapi(MAX_BATCH)
 
-    async def receive(request: Request) -> bytes:
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > max_body:
-            raise _Reject(413, "body_too_large", f"the body is over {max_body} bytes")
-        data = b""
-        async for part in request.stream():
-            data += part
-            if len(data) > max_body:
-                raise _Reject(413, "body_too_large", f"the body is over {max_body} bytes")
-        request.state.body_size = len(data)  # what arrived, whatever Content-Length said
-        return data
+    bodies = BodyReader(max_body, body_timeout)  # a slow upload must not hold a connection for ever
 
     async def body_of(request: Request) -> Any:
-        try:  # a slow upload must not hold a connection (and its memory) for ever
-            async with asyncio.timeout(body_timeout):  # no task of its own, unlike wait_for
-                data = await receive(request)
-        except TimeoutError:
-            raise _Reject(408, "body_timeout", f"the body did not arrive within {body_timeout:g} s") from None
-        except ClientDisconnect:
-            raise _Reject(400, "client_disconnect", "the client went away before sending the whole body") \
-                from None
+        """The parsed body of a Starlette request (the batch endpoint)."""
+        return parsed(await bodies.read(request.scope, request.receive))
+
+    def parsed(data: bytes) -> Any:
         try:
             return jsonread.loads(data)
         except jsonread.JSONInputError as err:
-            raise _Reject(422, "json", f"the body is not valid JSON: {err}") from err
+            raise Reject(422, "json", f"the body is not valid JSON: {err}") from err
 
-    def decided(engine: Engine, case: Any, lang: str,
+    def counted(engine: Engine, case: Any, lang: str,
                 explain: bool) -> tuple[Any, list[Any] | None, list[dict[str, Any]] | None]:
-        """(decision, explanation steps, None) or (None, None, diagnostics); counted and traced."""
+        """(decision, explanation steps, None) or (None, None, diagnostics); counted in the metrics."""
         started = time.perf_counter()
-        with tracer.start_as_current_span("clause.decide") if tracer else contextlib.nullcontext() as span:
-            try:
-                if explain:
-                    decision, steps = engine.explain(case, lang=lang)
-                else:
-                    decision, steps = engine.decide(case, lang=lang), None
-            except EngineError as err:
-                if span is not None:
-                    span.set_attribute("clause.error", err.diagnostics[0].code if err.diagnostics else "error")
-                return None, None, [d.to_dict() for d in err.diagnostics]
-            if span is not None:
-                span.set_attributes({"clause.vendor": decision.vendor, "clause.kind": decision.kind,
-                                     "clause.outcome": decision.outcome,
-                                     "clause.policy_digest": decision.policy["digest"]})
+        try:
+            if explain:
+                decision, steps = engine.explain(case, lang=lang)
+            else:
+                decision, steps = engine.decide(case, lang=lang), None
+        except EngineError as err:
+            return None, None, [d.to_dict() for d in err.diagnostics]
         metrics.decided(decision.vendor, decision.kind, decision.outcome, decision.policy["version"],
                         time.perf_counter() - started)
         return decision, steps, None
+
+    def decided(engine: Engine, case: Any, lang: str,
+                explain: bool) -> tuple[Any, list[Any] | None, list[dict[str, Any]] | None]:
+        """:func:`counted`, in an OpenTelemetry span when the ``otel`` extra is installed."""
+        if tracer is None:
+            return counted(engine, case, lang, explain)
+        with tracer.start_as_current_span("clause.decide") as span:
+            decision, steps, diags = counted(engine, case, lang, explain)
+            if decision is None:
+                span.set_attribute("clause.error", diags[0]["code"] if diags else "error")
+            else:
+                span.set_attributes({"clause.vendor": decision.vendor, "clause.kind": decision.kind,
+                                     "clause.outcome": decision.outcome,
+                                     "clause.policy_digest": decision.policy["digest"]})
+            return decision, steps, diags
 
     def entries(engine: Engine, pairs: list[tuple[Any, Any]]) -> list[Any]:
         return [(case, d, engine.policy_by_digest(d.vendor, d.policy["digest"])) for case, d in pairs]
@@ -211,12 +217,16 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
         return [Diagnostic("log_unavailable", "the decision log is busy or unavailable "
                            f"({err}); the decision could not be recorded, so it is not given: retry").to_dict()]
 
-    async def recorded_async(engine: Engine, case: Any, decision: Any, lang: str) -> list[dict[str, Any]] | None:
-        """:func:`recorded` for one decision, awaited on the event loop (no thread per request)."""
+    async def recorded_async(engine: Engine, case: Any, decision: Any, data: dict[str, Any],
+                             lang: str) -> list[dict[str, Any]] | None:
+        """:func:`recorded` for one decision (``data`` its ``to_dict()``, written as is), awaited on
+        the event loop: no thread waits for the commit."""
         if writer is None:
             return None
         try:
-            await writer.write_many_async(entries(engine, [(case, decision)]), "serve", lang)
+            await writer.write_many_async([(case, data, engine.policy_by_digest(decision.vendor,
+                                                                                  decision.policy["digest"]))],
+                                          "serve", lang)
         except Exception as err:
             return unavailable(1, err)
         return None
@@ -253,25 +263,26 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
                 {"diagnostics": failed} if failed is not None else {"decision": decision.to_dict()}
                 for decision, _, diags in results]
 
-    def problem(request: Request, status: int, code: str, message: str,
+    def problem(request: Request | Scope, status: int, code: str, message: str,
                 diagnostics: list[dict[str, Any]] | None = None) -> JSONResponse:
         """An error answer, counted in the metrics and named in the access log."""
         metrics.failed(code, status)
-        request.state.error_code = code
+        scope = request.scope if isinstance(request, Request) else request
+        scope.setdefault("state", {})["error_code"] = code
         return _error(status, code, message, diagnostics)
 
-    def options(request: Request, case: Any) -> tuple[str, bool]:
+    def options(scope: Scope, engine: Engine, vendor: Any) -> tuple[str, bool]:
         """``?lang=`` (a language of the case's policy) and ``?explain=true`` — the CLI's options."""
-        lang = request.query_params.get("lang", "en")
-        explain = request.query_params.get("explain", "false").lower()
+        query = scope.get("query_string")
+        params = QueryParams(query) if query else None  # Starlette's reading, only when there is a query
+        lang = params.get("lang", "en") if params is not None else "en"
+        explain = params.get("explain", "false").lower() if params is not None else "false"
         if explain not in ("true", "false", "1", "0"):
-            raise _Reject(422, "query", f"explain must be true or false, not {explain[:40]!r}")
-        vendor = case.get("vendor") if isinstance(case, dict) else None
-        versions = state.engine.vendors.get(vendor) if isinstance(vendor, str) else None
-        known = {lang for p in versions for lang in p.languages} if versions else {"en"}
-        if lang not in known and (versions or lang != "en"):
-            raise _Reject(422, "lang", f"language {lang[:40]!r} is not one of the policy's: "
-                          f"{', '.join(sorted(known))}")
+            raise Reject(422, "query", f"explain must be true or false, not {explain[:40]!r}")
+        known = state.languages(engine, vendor)  # None: no such vendor (the engine will say so)
+        if lang not in (known if known is not None else ("en",)):
+            raise Reject(422, "lang", f"language {lang[:40]!r} is not one of the policy's: "
+                         f"{', '.join(sorted(known if known is not None else ('en',)))}")
         return lang, explain in ("true", "1")
 
     async def decide_inline(engine: Engine, case: Any, lang: str) -> tuple[dict[str, Any] | None,
@@ -281,30 +292,37 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
         decision, _, diags = decided(engine, case, lang, False)
         if decision is None:
             return None, diags
-        failed = await recorded_async(engine, case, decision, lang)
-        return (None, failed) if failed is not None else (decision.to_dict(), None)
+        data = decision.to_dict()
+        failed = await recorded_async(engine, case, decision, data, lang)
+        return (None, failed) if failed is not None else (data, None)
 
-    async def decide(request: Request) -> Response:
-        case = await body_of(request)
-        lang, explain = options(request, case)
+    async def decide(scope: Scope, receive: Receive, send: Send) -> None:
+        """``POST /v1/decide``, at the ASGI level (:mod:`engine.httpio`: no Request object, no
+        per-request encoder or timer); what it answers is what the Starlette endpoint answered."""
+        data = await bodies.read(scope, receive)
+        case = parsed(data)
+        engine = state.engine  # one policy set for the request
         vendor = case.get("vendor") if isinstance(case, dict) else None
-        small = (request.state.body_size <= INLINE_BODY and isinstance(vendor, str)
-                 and state.engine.largest_kind(vendor) <= INLINE_RULES)
+        lang, explain = options(scope, engine, vendor)
+        small = len(data) <= INLINE_BODY and isinstance(vendor, str) and engine.largest_kind(vendor) <= INLINE_RULES
         if explain or not small:  # explanations, big cases, big policies: off the event loop
-            decision, diags = await run_in_threadpool(decide_one, state.engine, case, lang, explain)
+            decision, diags = await run_in_threadpool(decide_one, engine, case, lang, explain)
         else:
-            decision, diags = await decide_inline(state.engine, case, lang)
-        if diags is not None and diags[0]["code"] == "log_unavailable":
-            reply = problem(request, 503, "log_unavailable", diags[0]["message"], diags)
-            reply.headers["Retry-After"] = "1"
-            return reply
+            decision, diags = await decide_inline(engine, case, lang)
         if diags is not None:
-            return problem(request, 422, diags[0]["code"], diags[0]["message"], diags)
+            busy = diags[0]["code"] == "log_unavailable"
+            reply = problem(scope, 503 if busy else 422, diags[0]["code"], diags[0]["message"], diags)
+            if busy:
+                reply.headers["Retry-After"] = "1"
+            await reply(scope, receive, send)
+            return
         assert decision is not None
-        request.state.decision = {"vendor": decision["vendor"], "kind": decision["kind"],
-                                  "outcome": decision["outcome"], "version": decision["policy"]["version"],
-                                  "digest": decision["policy"]["digest"], "facts": case.get("facts")}
-        return JSONResponse(decision)
+        if json_logs:  # what the access log names (engine/accesslog.py); nobody reads it otherwise
+            scope.setdefault("state", {})["decision"] = {
+                "vendor": decision["vendor"], "kind": decision["kind"], "outcome": decision["outcome"],
+                "version": decision["policy"]["version"], "digest": decision["policy"]["digest"],
+                "facts": case.get("facts")}
+        await send_json(send, decision)
 
     async def decide_batch(request: Request) -> Response:
         cases = await body_of(request)
@@ -368,7 +386,7 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
         return JSONResponse(spec)
 
     async def on_reject(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, _Reject)
+        assert isinstance(exc, Reject)
         return problem(request, exc.status, exc.code, exc.message)
 
     async def on_crash(request: Request, exc: Exception) -> Response:
@@ -399,7 +417,7 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
         shutdown()
 
     app = Starlette(routes=[
-        Route("/v1/decide", decide, methods=["POST"]),
+        Route("/v1/decide", asgi_endpoint(decide), methods=["POST"]),
         Route("/v1/decide/batch", decide_batch, methods=["POST"]),
         Route("/v1/policies", list_policies, methods=["GET"]),
         Route("/v1/policies/{vendor}/facts", facts, methods=["GET"]),
@@ -409,7 +427,7 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
         Route("/metrics", metrics_doc, methods=["GET"]),
         Route("/openapi.json", spec_doc, methods=["GET"]),
         *(workbench_routes(lambda: state.engine, max_body) if workbench else []),
-    ], exception_handlers={_Reject: on_reject, Exception: on_crash}, lifespan=lifespan)
+    ], exception_handlers={Reject: on_reject, Exception: on_crash}, lifespan=lifespan)
     app.state.policies = state
     app.state.metrics = metrics
     app.add_middleware(AccessLog, metrics=metrics, json_logs=json_logs, log_facts=log_facts)
@@ -478,9 +496,3 @@ def _reload_refusal(request: Request, allowed: bool, token: str | None) -> Respo
     if kind not in ("", "application/json"):
         return _error(415, "content_type", f"POST /v1/reload takes no body or a JSON one, not {kind!r}")
     return None
-
-
-class _Reject(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message

@@ -1,0 +1,186 @@
+"""The lean request path of ``POST /v1/decide`` (engine/httpio.py) answers what Starlette's did.
+
+The decide endpoint reads its body, options and answer at the ASGI level,
+with one deadline timer for all body reads and one JSON encoder built once;
+the metrics look their labelled children up once. These tests pin what
+those shortcuts must keep: the answer's bytes and headers, the 408 of a
+late body (and only of the late one), cancellation that is not ours, the
+languages after a reload, and bounded metric labels. In-process, no network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.responses import JSONResponse
+
+from conftest import POLICIES
+from hardening_policy import write_policy
+from engine.httpio import BodyReader, Reject, json_bytes, send_json
+from engine.service import create_app
+
+DELIVERY = {"vendor": "itellum", "kind": "delivery", "as_of": "2025-02-14", "facts": {"defect_at_delivery": True}}
+
+
+def _scope(method: str = "POST", path: str = "/v1/decide", query: bytes = b"",
+           headers: list[tuple[bytes, bytes]] | None = None) -> dict[str, Any]:
+    return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
+            "path": path, "raw_path": path.encode(), "query_string": query, "root_path": "",
+            "headers": headers if headers is not None else [(b"content-type", b"application/json")],
+            "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+
+
+async def _call(app: Any, scope: dict[str, Any], body: bytes) -> tuple[int, list[Any], bytes]:
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+    sent: list[Any] = []
+
+    async def receive() -> Any:
+        if messages:
+            return messages.pop(0)
+        await asyncio.sleep(3600)
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+    await app(scope, receive, send)
+    body_out = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return sent[0]["status"], sent[0]["headers"], body_out
+
+
+@pytest.fixture()
+def home(tmp_path: Path) -> Path:
+    shutil.copytree(POLICIES / "itellum", tmp_path / "policies" / "itellum")
+    return tmp_path / "policies"
+
+
+def test_the_answer_is_byte_for_byte_what_json_response_wrote(home: Path) -> None:
+    app = create_app(home, workbench=False, watch_interval=None)
+    status, headers, body = asyncio.run(_call(app, _scope(), json.dumps(DELIVERY).encode()))
+    decision = json.loads(body)
+    assert status == 200 and decision["outcome"] == "replace"
+    reference = JSONResponse(decision)
+    assert body == reference.body
+    assert headers[:2] == reference.raw_headers and headers[2][0] == b"x-request-id"
+    odd = {"text": "caf\u00e9 \u2014 \U0001f600", "n": [1, None, True], "nested": {"a": "\u00e9"}}
+    assert json_bytes(odd) == JSONResponse(odd).body
+    with pytest.raises(ValueError):  # NaN refused, as JSONResponse refuses it
+        json_bytes({"x": float("nan")})
+
+
+def test_send_json_sends_a_start_and_one_body() -> None:
+    sent: list[Any] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+    asyncio.run(send_json(send, {"a": "\u00e9"}, 201))
+    assert sent == [{"type": "http.response.start", "status": 201,
+                     "headers": [(b"content-length", b"10"), (b"content-type", b"application/json")]},
+                    {"type": "http.response.body", "body": '{"a":"\u00e9"}'.encode()}]
+
+
+def test_options_and_languages_follow_a_reload(home: Path) -> None:
+    app = create_app(home, workbench=False, watch_interval=None)
+    body = json.dumps(DELIVERY).encode()
+    assert asyncio.run(_call(app, _scope(query=b"lang=es"), body))[0] == 200
+    status, _, answer = asyncio.run(_call(app, _scope(query=b"lang=fr"), body))
+    assert status == 422 and json.loads(answer)["code"] == "lang"
+    status, _, answer = asyncio.run(_call(app, _scope(query=b"explain=maybe"), body))
+    assert status == 422 and json.loads(answer)["code"] == "query"
+    unknown = json.dumps({**DELIVERY, "vendor": "nobody"}).encode()
+    status, _, answer = asyncio.run(_call(app, _scope(query=b"lang=es"), unknown))
+    assert status == 422 and "one of the policy's: en" in json.loads(answer)["detail"]
+
+
+def test_the_languages_checked_are_the_served_engines_after_a_reload(tmp_path: Path) -> None:
+    home = tmp_path / "policies"
+    shutil.copytree(POLICIES / "itellum", tmp_path / "later" / "itellum")
+    write_policy(home / "acme")
+    app = create_app(home, workbench=False, watch_interval=None)
+    body = json.dumps(DELIVERY).encode()
+    status, _, answer = asyncio.run(_call(app, _scope(query=b"lang=es"), body))
+    assert status == 422 and json.loads(answer)["code"] == "lang"  # no itellum yet: only "en" passes
+    shutil.copytree(tmp_path / "later" / "itellum", home / "itellum")
+    assert app.state.policies.reload(force=True)
+    status, _, answer = asyncio.run(_call(app, _scope(query=b"lang=es"), body))
+    assert status == 200 and json.loads(answer)["outcome"] == "replace"
+
+
+def test_an_unknown_method_shares_one_metrics_label(home: Path) -> None:
+    app = create_app(home, workbench=False, watch_interval=None)
+    for method in ("FOO1", "FOO2", "POST"):
+        asyncio.run(_call(app, _scope(method=method), json.dumps(DELIVERY).encode()))
+    text = app.state.metrics.render()[0].decode()
+    assert 'method="other"' in text and "FOO" not in text
+    assert 'clause_http_request_seconds_count{method="POST",route="decide",status="200"} 1.0' in text
+
+
+def _slow_receive(parts: list[dict[str, Any]]) -> Any:
+    async def receive() -> Any:
+        if parts:
+            return parts.pop(0)
+        await asyncio.sleep(3600)  # a client that never sends the rest
+    return receive
+
+
+def test_only_the_late_body_times_out_and_the_timer_stops_when_idle() -> None:
+    reader = BodyReader(1000, 0.08)
+    scope = _scope(headers=[(b"content-length", b"20")])
+
+    async def run() -> tuple[Any, Any, Any]:
+        late = asyncio.ensure_future(reader.read(scope, _slow_receive([{"type": "http.request", "body": b"{",
+                                                                        "more_body": True}])))
+        whole = await reader.read(scope, _slow_receive([{"type": "http.request", "body": b"{}"}]))
+
+        async def slow_but_in_time() -> bytes:
+            parts = [{"type": "http.request", "body": b"[", "more_body": True},
+                     {"type": "http.request", "body": b"]", "more_body": False}]
+
+            async def receive() -> Any:
+                await asyncio.sleep(0.02)
+                return parts.pop(0)
+            return await reader.read(scope, receive)
+        in_time = await slow_but_in_time()
+        try:
+            await late
+        except Reject as err:
+            late_error: Any = err
+        await asyncio.sleep(0.1)  # nothing in flight: the timer must not re-arm
+        return whole, in_time, late_error
+    whole, in_time, late_error = asyncio.run(run())
+    assert whole == b"{}" and in_time == b"[]"
+    assert late_error.status == 408 and late_error.code == "body_timeout"
+    assert reader._reading == {} and reader._expired == set() and reader._timer is None
+
+
+def test_a_cancellation_that_is_not_the_deadline_stays_a_cancellation() -> None:
+    reader = BodyReader(1000, 30.0)
+
+    async def run() -> None:
+        task = asyncio.ensure_future(reader.read(_scope(), _slow_receive([])))
+        await asyncio.sleep(0.01)
+        task.cancel()  # the server cancels the request (the client went away)
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    asyncio.run(run())
+    assert reader._reading == {}
+
+
+def test_sizes_are_refused_by_what_is_declared_and_by_what_arrives() -> None:
+    reader = BodyReader(10, 5.0)
+
+    async def read(headers: list[tuple[bytes, bytes]], parts: list[dict[str, Any]]) -> Any:
+        try:
+            return await reader.read(_scope(headers=headers), _slow_receive(parts))
+        except Reject as err:
+            return err.status, err.code
+    chunk = {"type": "http.request", "body": b"123456", "more_body": True}
+    assert asyncio.run(read([(b"content-length", b"11")], [])) == (413, "body_too_large")
+    assert asyncio.run(read([(b"content-length", b"\xb2")], [{"type": "http.request", "body": b"1"}])) == b"1"
+    assert asyncio.run(read([], [dict(chunk), dict(chunk)])) == (413, "body_too_large")
+    assert asyncio.run(read([], [{"type": "http.request", "body": b"x" * 11}])) == (413, "body_too_large")
+    assert asyncio.run(read([], [dict(chunk), {"type": "http.disconnect"}])) == (400, "client_disconnect")
+    assert asyncio.run(read([], [dict(chunk), {"type": "http.request", "body": b"78"}])) == b"12345678"
