@@ -24,7 +24,8 @@ them), and any leaf the index does not understand (``!=``, ``not in``, an
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections import Counter
+from collections import Counter, deque
+from math import log
 from dataclasses import dataclass
 from dataclasses import field as _field
 from datetime import date, datetime, timedelta
@@ -90,21 +91,50 @@ class _Builder:
     """
 
     def __init__(self, conds: dict[int, list[ir.Cond]]) -> None:
-        self.conds = conds
         self.budget = max(MIN_ENTRIES, ENTRIES_PER_RULE * len(conds))
+        # Per rule, read once: the fields its indexable conjuncts test (one entry per conjunct),
+        # the values its choice conjuncts admit per field, and its band conjuncts per field.
+        self.tested: dict[int, list[str]] = {}
+        self.choices: dict[int, dict[str, frozenset[Any]]] = {}
+        self.band_leaves: dict[int, dict[str, list[ir.Cmp]]] = {}
+        for r, leaves in conds.items():
+            tested, choices, bands = [], {}, {}  # type: ignore[var-annotated]
+            for leaf in leaves:
+                if (values := _choice_values(leaf)) is not None:
+                    name = leaf.field  # type: ignore[union-attr]
+                    choices[name] = values if name not in choices else choices[name] & values
+                    tested.append(name)
+                elif (band := _band(leaf)) is not None:
+                    bands.setdefault(band.field, []).append(band)
+                    tested.append(band.field)
+            self.tested[r], self.choices[r], self.band_leaves[r] = tested, choices, bands
 
-    def node(self, rules: tuple[int, ...], depth: int = 0, used: frozenset[str] = frozenset()) -> Node:
-        if len(rules) <= LEAF_RULES or depth >= MAX_DEPTH:
-            return Node(rules=rules)
-        best = min((c for c in self.candidates(rules, used) if c is not None), default=None,
-                   key=lambda c: c[0])
-        if best is None or best[0] > 0.7 * len(rules) or best[3] > self.budget:
-            return Node(rules=rules)
+    def split(self, node: Node, depth: int, used: frozenset[str]) -> list[tuple[Node, int, frozenset[str]]]:
+        """Turn the leaf ``node`` into a split if one pays; the new leaves to consider next.
+
+        The tree is built breadth first, so the budget goes to the shallow
+        splits every case passes through before the deep ones few reach.
+        """
+        rules = node.rules
+        if len(rules) <= LEAF_RULES or depth >= MAX_DEPTH or self.budget < len(rules):
+            return []  # (any split copies every rule at least once)
+        # The split that narrows the candidates most per rule reference it copies: a band split
+        # narrows more, but copies every rule into each region its band spans, and a budget spent
+        # on it at the top leaves none for the cheap choice splits below (leaves of 100 rules).
+        usable = [c for c in self.candidates(rules, used)
+                  if c is not None and c[0] <= 0.7 * len(rules) and c[3] <= self.budget]
+        best = max(usable, default=None, key=lambda c: log(len(rules) / max(c[0], 1.0)) / c[3])
+        if best is None:
+            return []
         self.budget -= best[3]
         _, name, kind, _ = best
+        node.rules, node.field = (), name
         if kind == "choice":  # a choice field is settled below; a band field may be cut finer
-            return self.choice(rules, name, depth, used | {name})
-        return self.bands(rules, name, depth, used)
+            children = self.choice(node, rules, name)
+            used = used | {name}
+        else:
+            children = self.bands(node, rules, name)
+        return [(child, depth + 1, used) for child in children if child.rules != rules]
 
     def candidates(self, rules: tuple[int, ...], used: frozenset[str]) -> list[tuple[float, str, str, int] | None]:
         """Per field: (average rules per branch, field, node kind, rule references the split copies).
@@ -113,9 +143,7 @@ class _Builder:
         costs a pass over the rules per field, and a field few rules test
         cannot split them well anyway (2,000 rules on 2,000 facts took seconds).
         """
-        tested = Counter(leaf.field for r in rules for leaf in self.conds[r]  # type: ignore[union-attr]
-                         if (_choice_values(leaf) is not None or _band(leaf) is not None)
-                         and leaf.field not in used)  # type: ignore[union-attr]
+        tested = Counter(name for r in rules for name in self.tested[r] if name not in used)
         fields = sorted(tested, key=lambda f: (-tested[f], f))[:MAX_FIELDS]
         return [score for name in fields for score in (self.choice_score(rules, name),
                                                        self.band_score(rules, name))]
@@ -123,11 +151,7 @@ class _Builder:
     # --- choice nodes (enum, bool, text) -------------------------------------------
     def admitted(self, rule: int, name: str) -> frozenset[Any] | None:
         """The values of ``name`` the rule's choice conjuncts admit (None: it does not test it)."""
-        out = None
-        for leaf in self.conds[rule]:
-            if (values := _choice_values(leaf)) is not None and leaf.field == name:  # type: ignore[union-attr]
-                out = values if out is None else out & values
-        return out
+        return self.choices[rule].get(name)
 
     def choice_score(self, rules: tuple[int, ...], name: str) -> tuple[float, str, str, int] | None:
         sets = [self.admitted(r, name) for r in rules]
@@ -138,21 +162,20 @@ class _Builder:
         total = sum(counts.values()) + wild * len(counts)
         return total / len(counts), name, "choice", total + wild
 
-    def choice(self, rules: tuple[int, ...], name: str, depth: int, used: frozenset[str]) -> Node:
+    def choice(self, node: Node, rules: tuple[int, ...], name: str) -> list[Node]:
         sets = {r: self.admitted(r, name) for r in rules}
         members: dict[Any, list[int]] = {v: [] for s in sets.values() if s is not None for v in s}
         for r in rules:  # in file order, so every branch lists its rules in file order
             for v in (members if sets[r] is None else sets[r]):  # type: ignore[union-attr]
                 members[v].append(r)
-        table = {v: self.node(tuple(m), depth + 1, used) for v, m in members.items()}
-        rest = self.node(tuple(r for r in rules if sets[r] is None), depth + 1, used)
-        return Node(field=name, table=table, other=rest, absent=rest)
+        node.table = {v: Node(rules=tuple(m)) for v, m in members.items()}
+        node.other = node.absent = Node(rules=tuple(r for r in rules if sets[r] is None))
+        return [*node.table.values(), node.other]
 
     # --- band nodes (numbers, dates, durations) -----------------------------------
     def spans(self, rules: tuple[int, ...], name: str) -> tuple[list[Any], dict[int, tuple[int, int] | None]]:
         """The cut points, and per rule the range of regions its band conjuncts allow (None: untested)."""
-        leaves = {r: [b for leaf in self.conds[r] if (b := _band(leaf)) is not None and b.field == name]
-                  for r in rules}
+        leaves = {r: self.band_leaves[r].get(name, ()) for r in rules}
         try:
             consts = sorted({b.value for bs in leaves.values() for b in bs})
         except TypeError:  # constants of different kinds: not a band field
@@ -176,22 +199,18 @@ class _Builder:
         total = sum(regions if s is None else max(0, s[1] - s[0] + 1) for s in spans.values())
         return total / regions, name, "bands", total + len(rules)
 
-    def bands(self, rules: tuple[int, ...], name: str, depth: int, used: frozenset[str]) -> Node:
+    def bands(self, node: Node, rules: tuple[int, ...], name: str) -> list[Node]:
         consts, spans = self.spans(rules, name)
         members: list[list[int]] = [[] for _ in range(2 * len(consts) + 1)]
         for r in rules:
             lo, hi = spans[r] if spans[r] is not None else (0, len(members) - 1)
             for region in range(lo, hi + 1):
                 members[region].append(r)
-        cache: dict[tuple[int, ...], Node] = {}  # regions with the same rules share one subtree
-        regions = []
-        for m in members:
-            key = tuple(m)
-            if key not in cache:
-                cache[key] = Node(rules=key) if key == rules else self.node(key, depth + 1, used)
-            regions.append(cache[key])
-        absent = self.node(tuple(r for r in rules if spans[r] is None), depth + 1, used)
-        return Node(field=name, consts=consts, regions=regions, absent=absent)
+        shared: dict[tuple[int, ...], Node] = {}  # regions with the same rules share one subtree
+        node.consts = consts
+        node.regions = [shared.setdefault(key, Node(rules=key)) for key in map(tuple, members)]
+        node.absent = Node(rules=tuple(r for r in rules if spans[r] is None))
+        return [*shared.values(), node.absent]
 
 
 def _allowed(op: str, value: Any, cuts: list[Any]) -> tuple[int, int]:
@@ -212,7 +231,11 @@ def _allowed(op: str, value: Any, cuts: list[Any]) -> tuple[int, int]:
 def build(rules: list[tuple[int, ir.Cond]]) -> Node:
     """The index over ``(rule index, condition)`` pairs, in file order."""
     builder = _Builder({i: conjuncts(cond) for i, cond in rules})
-    return builder.node(tuple(i for i, _ in rules))
+    root = Node(rules=tuple(i for i, _ in rules))
+    pending = deque([(root, 0, frozenset[str]())])
+    while pending:
+        pending.extend(builder.split(*pending.popleft()))
+    return root
 
 
 def lookup(node: Node, facts: dict[str, Any]) -> tuple[int, ...]:
