@@ -180,3 +180,32 @@ def test_a_core_failure_is_an_evaluation_error_and_the_ruleset_recovers(tmp_path
         assert "303" in str(err.value) and calls["n"] >= 1
         monkeypatch.setattr(core, "assert_fact", real)
         assert engine.decide(case).to_dict() == want
+
+
+@needs_rete
+@pytest.mark.parametrize("step", ["start_action_for_state", "complete_and_start_action", "delete_state"])
+def test_a_core_failure_after_the_assert_is_an_evaluation_error_too(step: str, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not only the assert: any call into the core that fails becomes an EvaluationError,
+    and the ruleset is replaced so that the next case decides normally."""
+    home = _write(tmp_path / "bands", _policy())
+    cases = _cases()[:20]
+    with Engine.load(home, matcher="rete") as engine:
+        want = [engine.decide(c).to_dict() for c in cases]
+        from engine.match import rete  # noqa: PLC0415
+        core = rete.load_core()
+
+        def failing(*args: Any) -> Any:
+            raise core.error("Could not do it, error code: 301")
+
+        monkeypatch.setattr(core, step, failing)
+        failed = 0
+        for case in cases:
+            try:
+                engine.decide(case)
+            except EvaluationError as err:
+                assert "301" in str(err)
+                failed += 1
+        assert failed >= 1  # complete_and_start_action is reached only by cases where a rule fires
+        monkeypatch.undo()
+        assert [engine.decide(c).to_dict() for c in cases] == want

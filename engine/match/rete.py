@@ -179,18 +179,17 @@ class _KindRuleset:
         return fired if len(fired) < 2 else sorted(set(fired))
 
     def _fire(self, i: int, text: str) -> list[int]:
-        """The rules that fire in ruleset ``i``; a failure of the core becomes an EvaluationError."""
+        """The rules that fire in ruleset ``i``; any failure of the core becomes an EvaluationError.
+
+        After a failure the ruleset is replaced by a fresh one, without
+        ``delete_state`` on the failed state (that call can abort the process
+        after a core error, docs/design.md §4).
+        """
         core, handle = self.core, self.handles[i]
-        try:
-            state = core.assert_fact(handle, text)[1]
-        except Exception as err:  # noqa: BLE001 - bare error numbers; the state may be half-built
-            self._replace(i)
-            raise EvaluationError([Diagnostic(
-                "evaluation", f"the rete matcher's core failed on this case of kind {self.kind_name!r} "
-                f"({err}); the python matcher decides it")]) from err
         fired: list[int] = []
         ids = self.rule_ids  # "r<index>" -> index; the guard rule is not in it
         try:
+            state = core.assert_fact(handle, text)[1]
             result = core.start_action_for_state(handle, state)
             message = result[1] if result else None
             while message:  # '{"<rule>": ...': the id sliced out, cheaper than json.loads
@@ -198,8 +197,12 @@ class _KindRuleset:
                 if rule is not None:
                     fired.append(rule)
                 message = core.complete_and_start_action(handle, state)
-        finally:
             core.delete_state(handle, "0")
+        except Exception as err:  # noqa: BLE001 - bare error numbers; the state may be half-built
+            self._replace(i)
+            raise EvaluationError([Diagnostic(
+                "evaluation", f"the rete matcher's core failed on this case of kind {self.kind_name!r} "
+                f"({err}); the python matcher decides it")]) from err
         return fired
 
     def _replace(self, i: int) -> None:
