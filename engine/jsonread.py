@@ -43,6 +43,10 @@ def _integer(text: str) -> int | Decimal:
     return int(text) if len(text) <= 4000 else Decimal(text)
 
 
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_int=_integer, object_pairs_hook=_no_duplicates,
+                            parse_constant=_no_constant)
+
+
 def loads(text: str | bytes) -> Any:
     """Parse strict JSON (see the module docstring).
 
@@ -51,8 +55,15 @@ def loads(text: str | bytes) -> Any:
         too deep — never another exception type.
     """
     try:
-        return json.loads(text, parse_float=Decimal, parse_int=_integer, object_pairs_hook=_no_duplicates,
-                          parse_constant=_no_constant)
+        # json.loads' own reading of bytes and str, then a decoder built once (json.loads with
+        # options builds one, with its scanner, on every call: ~2 µs of a ~5 µs service request body).
+        if isinstance(text, (bytes, bytearray)):
+            text = text.decode(json.detect_encoding(text), "surrogatepass")
+        elif not isinstance(text, str):
+            raise TypeError(f"the JSON object must be str, bytes or bytearray, not {text.__class__.__name__}")
+        elif text.startswith("\ufeff"):
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        return _DECODER.decode(text)
     except JSONInputError:
         raise
     except json.JSONDecodeError as err:
