@@ -69,11 +69,22 @@ class GroupCommitter:
 
     async def write_many_async(self, items: list[Any], origin: str, lang: str = "en",
                                timeout: float = TIMEOUT) -> None:
-        """:meth:`write_many` for an event loop: the commit is awaited, no thread waits for it."""
+        """:meth:`write_many` for an event loop: the commit is awaited, no thread waits for it.
+
+        The waiter is a future of the loop itself, settled by the writer with one
+        ``call_soon_threadsafe`` per loop and group (not a thread-safe future
+        wrapped per request, and one wake-up of the loop per waiter).
+        """
+        if self._closed:
+            raise RuntimeError("the decision log writer is closed")
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._queue.put((items, origin, lang, (loop, waiter)))
+        timer = loop.call_later(timeout, _expire, waiter, timeout)
         try:
-            await asyncio.wait_for(asyncio.wrap_future(self.submit(items, origin, lang)), timeout)
-        except TimeoutError as err:
-            raise LogTimeout(_late(timeout)) from err
+            await waiter
+        finally:
+            timer.cancel()
 
     def pending(self) -> int:
         """Requests waiting for a commit (the log's queue depth)."""
@@ -122,13 +133,13 @@ class GroupCommitter:
                 self._write(entries, origin, lang)
             except BaseException as err:  # noqa: BLE001 - retried alone, then handed to its waiter
                 if len(entries) == 1:
-                    _settle(entries[0][3], err)
+                    _settle([entries[0][3]], err)
                     continue
                 for entry in entries:  # isolate the request the log refused
                     try:
                         self._write([entry], origin, lang)
                     except BaseException as alone:  # noqa: BLE001
-                        _settle(entry[3], alone)
+                        _settle([entry[3]], alone)
 
     def _write(self, entries: list[Any], origin: str, lang: str) -> None:
         """Write the entries' records in one transaction, then answer their waiters."""
@@ -137,20 +148,50 @@ class GroupCommitter:
         self.log.write_many(items, origin, lang)
         if self.on_commit is not None:
             self.on_commit(time.perf_counter() - started, len(items))
-        for entry in entries:
-            _settle(entry[3], None)
+        _settle([entry[3] for entry in entries], None)
 
 
-def _settle(done: Future[None], error: BaseException | None) -> None:
-    """Answer a waiter, unless it stopped waiting (a timed-out request cancels its future).
+Waiter = Future[None] | tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]"]
 
-    Setting a cancelled future raises; uncaught here, that failed the whole
-    group after its commit (its records then written twice) and killed the writer.
+
+def _settle(waiters: list[Waiter], error: BaseException | None) -> None:
+    """Answer waiters, unless they stopped waiting (a timed-out request gave up its future).
+
+    A thread's waiter is a concurrent future, answered here; an event loop's
+    waiters are answered on their loop, with one wake-up per loop. Setting a
+    cancelled future raises; uncaught here, that failed the whole group after
+    its commit (its records then written twice) and killed the writer.
     """
-    try:
-        if error is None:
-            done.set_result(None)
-        else:
-            done.set_exception(error)
-    except InvalidStateError:
-        pass  # nobody waits for this answer any more
+    loops: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    for done in waiters:
+        if isinstance(done, tuple):
+            loops.setdefault(done[0], []).append(done[1])
+            continue
+        try:
+            if error is None:
+                done.set_result(None)
+            else:
+                done.set_exception(error)
+        except InvalidStateError:
+            pass  # nobody waits for this answer any more
+    for loop, futures in loops.items():
+        try:
+            loop.call_soon_threadsafe(_answer, futures, error)
+        except RuntimeError:
+            pass  # the loop is closed: nobody waits there any more
+
+
+def _answer(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    """On the waiters' loop: answer those still waiting."""
+    for future in futures:
+        if not future.done():  # done: timed out or cancelled meanwhile
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(error)
+
+
+def _expire(waiter: asyncio.Future[None], timeout: float) -> None:
+    """A loop's waiter still unanswered after ``timeout``: the log is stalled."""
+    if not waiter.done():
+        waiter.set_exception(LogTimeout(_late(timeout)))

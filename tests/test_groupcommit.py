@@ -120,3 +120,49 @@ def test_a_waiter_that_gave_up_neither_kills_the_writer_nor_fails_its_group() ->
     writer.close()
     written = [x for t in log.transactions for x in t]
     assert sorted(written) == ["gave-up", "later", "neighbour", "slow"]  # each once
+
+
+def test_waiters_on_an_event_loop_share_transactions_and_one_wake_up_per_group() -> None:
+    """Requests awaiting on a loop: each is answered after its commit, a failing one alone, and the
+    writer wakes the loop once per group (not once per waiter)."""
+    log = FakeLog(delay=0.02)
+    writer = GroupCommitter(log)
+    wake_ups = []
+
+    async def run() -> list[BaseException | None]:
+        loop = asyncio.get_running_loop()
+        original = loop.call_soon_threadsafe
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            wake_ups.append(args[0])
+            return original(*args, **kwargs)
+        loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
+
+        async def one(name: str) -> BaseException | None:
+            try:
+                await writer.write_many_async([name], "serve", timeout=10)
+            except ValueError as err:
+                return err
+            return None
+        grouped = await asyncio.gather(*(one(f"r{i}") for i in range(30)))
+        together = len(log.transactions), len(wake_ups)
+        with_bad = await asyncio.gather(*(one(name) for name in ("s1", "bad", "s2")))
+        return [*grouped, *with_bad, together]
+    *results, (transactions, woken) = asyncio.run(run())
+    writer.close()
+    assert isinstance(results[31], ValueError) and all(r is None for i, r in enumerate(results) if i != 31)
+    assert sorted(x for t in log.transactions for x in t) == sorted([f"r{i}" for i in range(30)] + ["s1", "s2"])
+    assert transactions < 30 and woken == transactions  # one wake-up per group
+
+
+def test_a_closed_loop_does_not_stop_the_writer() -> None:
+    """A request whose loop ended (it timed out, the server stopped) is answered nowhere; the writer
+    goes on serving the next requests."""
+    log = FakeLog(delay=0.2)
+    writer = GroupCommitter(log)
+    with pytest.raises(LogTimeout):
+        asyncio.run(writer.write_many_async(["gone"], "serve", timeout=0.02))  # its loop closes at once
+    time.sleep(0.3)  # the commit lands after the loop closed
+    asyncio.run(writer.write_many_async(["next"], "serve", timeout=5))
+    writer.close()
+    assert [x for t in log.transactions for x in t] == ["gone", "next"]
