@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine.errors import EngineError
 from engine.log import LogError, exact_json
 
 
@@ -98,3 +99,36 @@ def test_too_deep_or_too_long_is_a_log_error() -> None:
         exact_json(deep)
     with pytest.raises(LogError):
         exact_json({"n": int("9" * 4000) * 10 ** 400})
+
+
+def test_decision_json_is_exact_json_for_every_decision_dict(engine: Any) -> None:
+    """The log writes a decision through json's C encoder: the same text as the walk, for the dicts
+    it is given (string keys), with the walk taking over for anything the encoder cannot write."""
+    from engine.log import decision_json  # noqa: PLC0415
+
+    from test_service import read_case  # noqa: PLC0415
+
+    from conftest import POLICIES  # noqa: PLC0415
+
+    seen = 0
+    for path in sorted(POLICIES.glob("*/cases/*.yaml")):
+        try:
+            decision = engine.decide(read_case(path)).to_dict()
+        except EngineError:  # a case file that expects an error
+            continue
+        assert decision_json(decision) == exact_json(decision) == reference(decision)
+        seen += 1
+    assert seen > 10
+    odd = {"a": Decimal("1.50"), "b": [date(2025, 1, 2), "\ud800"], "c": {"d": 1.5, "e": None}}
+    assert decision_json(odd) == exact_json(odd) == reference(odd)
+    assert decision_json({"x": "\ud800 \u00e9"}) == reference({"x": "\ud800 \u00e9"})
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                     st.dictionaries(st.text(), inner, max_size=4)),
+                    max_leaves=20))
+def test_decision_json_writes_what_the_walk_writes_for_string_keys(value: Any) -> None:
+    from engine.log import decision_json  # noqa: PLC0415
+
+    assert decision_json({"d": value}) == reference({"d": value})
