@@ -386,8 +386,8 @@ def _fast(decl: FactDecl, raw: Any) -> Any:
 def _decimal_text(raw: str) -> Any:
     """A plain decimal written as text (ASCII, no spaces or ``_``, at most 64 characters),
     checked against the engine's range; ``_SLOW`` for anything else."""
-    if len(raw) <= 13 and raw.isascii() and raw.replace(".", "", 1).isdigit():
-        return Decimal(raw)  # at most 12 digits on either side of the point: within range by construction
+    if len(raw) <= 12 and raw.isascii() and raw.replace(".", "", 1).isdigit():
+        return Decimal(raw)  # at most 12 digits, point or not: below 10**12, at most 11 places — in range
     if len(raw) > MAX_NUMBER_TEXT or " " in raw or "_" in raw or not raw.isascii():
         return _SLOW
     try:

@@ -27,6 +27,7 @@ from engine.errors import Diagnostic, EvaluationError
 from engine.expressions.functions import EvalFailure
 from engine.loader import PLACEHOLDER
 from engine.match import ir
+from engine.money import CONTEXT
 from engine.model import ActionItem, Alternative, Deadline, Decision, Fee, MissingFact, Money, Reason
 
 if TYPE_CHECKING:
@@ -145,6 +146,8 @@ def _format(value: Any, currency: str) -> str:
         return "yes" if value else "no"
     if isinstance(value, date):
         return value.isoformat()
+    if isinstance(value, Decimal):  # not str(): that reads the caller's context (capitals: 1e+3)
+        return CONTEXT.to_sci_string(value)
     return str(value)
 
 
