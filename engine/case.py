@@ -70,11 +70,14 @@ class Case:
             # seconds wherever it is turned into an integer (the log, a replay)
             raise CaseError([_diag(document, ("id",), "case",
                                    f"id must be a string or a whole number, found {_shown(case_id)}")])
+        if type(case_id) is int and abs(case_id) >= MAX_ID:
+            raise CaseError([_diag(document, ("id",), "case", "id is too large a number; give it as text")])
         return cls(vendor=data["vendor"], kind=data["kind"],
                    facts=MappingProxyType(dict(data.get("facts") or {})),
                    id=None if case_id is None else str(case_id), as_of=as_of, document=document)
 
 
+MAX_ID = 10**64  # a whole-number case id beyond this is refused (its text would cost time, or fail)
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _CASE_KEYS = frozenset({"id", "vendor", "kind", "as_of", "facts"})
 
@@ -108,7 +111,8 @@ def case_head(data: dict[str, Any]) -> tuple[str, str, dict[str, Any], str | Non
             or not vendor.isascii() or not kind.isascii() or not _CASE_KEYS.issuperset(data)):
         return None
     case_id, as_of = data.get("id"), data.get("as_of")
-    if not (case_id is None or type(case_id) is int or (type(case_id) is str and case_id.isascii())):
+    if not (case_id is None or (type(case_id) is int and abs(case_id) < MAX_ID)
+            or (type(case_id) is str and case_id.isascii())):
         return None
     if as_of is not None:
         if type(as_of) is not str or not as_of.isascii() or not _ISO_DATE.fullmatch(as_of):

@@ -235,6 +235,8 @@ class Engine:
 def _version_day(by: str | None, facts: Mapping[str, Any], as_of: date) -> date:
     """The day that picks the policy version: the ``version_by`` fact, else ``as_of``."""
     raw = facts.get(by) if by else None
+    if isinstance(raw, datetime):  # a moment given by a Python caller: its day
+        return raw.date()
     if isinstance(raw, date):
         return raw
     if isinstance(raw, str):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -203,6 +204,11 @@ def test_version_by_a_date_fact(tmp_path: Path) -> None:
     case = {"vendor": "mini", "kind": "return", "as_of": "2025-08-01",
             "facts": {"ordered_on": "2025-06-15", "days_since_delivery": 20, "opened": False, "price": "10"}}
     assert engine.decide(case).policy["version"] == "1"  # ordered under version 1 terms
+    # A Python caller's datetime picks its day's version (it compared a datetime with a date);
+    # as a value of the date fact it is then refused by name.
+    moment = {**case, "facts": {**case["facts"], "ordered_on": datetime(2025, 6, 15, 10, 0)}}
+    with pytest.raises(CaseError, match="ordered_on"):
+        engine.decide(moment)
 
 
 @pytest.mark.parametrize(("until", "start", "code"), [

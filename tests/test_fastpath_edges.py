@@ -87,3 +87,10 @@ def test_a_thirteen_digit_amount_written_as_text_is_range_checked(engine: Engine
         engine.decide(_case(ratio="2", price=text, flag=True))
     with pytest.raises(CaseError, match="out of range"):
         engine.decide(_case(ratio=text, price="1", flag=True))
+
+
+def test_a_huge_whole_number_id_is_refused_by_name(engine: Engine) -> None:
+    """str() of an int over 4,300 digits raises ValueError: such an id is a CaseError on the id."""
+    with pytest.raises(CaseError, match="id is too large"):
+        engine.decide({**_case(ratio="2", price="1", flag=True), "id": 10**5000})
+    assert engine.decide({**_case(ratio="2", price="1", flag=True), "id": 10**20}).case_id == str(10**20)
