@@ -36,6 +36,7 @@ from engine.errors import Diagnostic, EngineError
 from engine.log import exact_json
 
 WINDOW = 4000
+_LINE = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(d, ensure_ascii=False), built once
 CHUNK = 250
 CASE_COLUMNS = ("id", "vendor", "kind", "as_of")
 OUT_COLUMNS = ("line", "case_id", "vendor", "kind", "as_of", "outcome", "amount", "customer_pays",
@@ -304,7 +305,7 @@ def results(lines: Iterator[tuple[int, str]], policies: str, matcher: str, in_fm
 def render(number: int, d: dict[str, Any], fmt: str) -> str:
     """One output line (JSON Lines) or CSV row, with its line ending."""
     if fmt != "csv":
-        return json.dumps(d, ensure_ascii=False) + "\n"
+        return _LINE(d) + "\n"
     buf = io.StringIO()
     money = d["amount"] or d["customer_pays"] or {}
     csv.writer(buf).writerow([
@@ -335,15 +336,17 @@ def run_batch(source: Path, out: TextIO, *, in_fmt: str, out_fmt: str, policies:
     for window in results(lines, policies, matcher, in_fmt, out_fmt, lang, workers, keep, scheduler, engine):
         if on_window:
             on_window(window)
+        written = []  # one write per window: a write call per line was a tenth of the parent's time
         for r in window:
             summary.cases += 1
             if r.ok:
-                out.write(r.text)
+                written.append(r.text)
                 summary.outcomes[r.outcome] += 1
                 if r.amount:
                     summary.amounts[r.currency] += Decimal(r.amount)
             else:
                 summary.invalid.append((r.number, r.text))
+        out.write("".join(written))
         out.flush()
     return summary
 
