@@ -98,13 +98,13 @@ def decide(raw, case_id, as_of, lang):
                 if v is SLOW:
                     return None
             f[name] = v
-    if not CONDITION_FACTS <= f.keys():
-        return None
     if not MONEY.isdisjoint(f):                                          # plain amounts refused
         return None                                                      # plain amounts refused
     check_relations(POLICY, f, NO_BOUNDS, None, RELATIONS)               # relations
     f['as_of'] = as_of
     f[CURRENCY_FACT] = CURRENCY
+    if not CONDITION_FACTS <= f.keys():  # (a condition may read as_of)
+        return None
     missed = {}
     with localcontext(CONTEXT):                                          # checks or derived
         run_checks(COMPILED, f)                                          # checks
