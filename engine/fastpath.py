@@ -76,7 +76,8 @@ def _money_facts(compiled: CompiledPolicy) -> frozenset[str]:
         d.type.kind == "list" and any(f.type.kind == "money" for f in d.fields.values())))
 
 
-# The function's source: only the steps its kind needs (the marked lines are kept or dropped).
+# The function's source: only the steps its kind needs (the marked lines are kept or dropped;
+# the condition facts are tested once as_of and the currency are in, as a condition may read them).
 # Arithmetic runs in the engine's decimal context, as on the generic path; reading, matching and
 # the texts do none, so they run outside it.
 _SOURCE = """\
@@ -103,7 +104,7 @@ def decide(raw, case_id, as_of, lang):
     check_relations(POLICY, f, NO_BOUNDS, None, RELATIONS)               # relations
     f['as_of'] = as_of
     f[CURRENCY_FACT] = CURRENCY
-    if not CONDITION_FACTS <= f.keys():  # (a condition may read as_of)
+    if not CONDITION_FACTS <= f.keys():
         return None
     missed = {}
     with localcontext(CONTEXT):                                          # checks or derived
