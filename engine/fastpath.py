@@ -20,6 +20,7 @@ give the same Decision on every bundled policy and on generated cases.
 
 from __future__ import annotations
 
+import re
 from dataclasses import fields
 from decimal import Decimal, localcontext
 from typing import TYPE_CHECKING, Any, Callable
@@ -76,8 +77,8 @@ def _money_facts(compiled: CompiledPolicy) -> frozenset[str]:
         d.type.kind == "list" and any(f.type.kind == "money" for f in d.fields.values())))
 
 
-# The function's source: only the steps its kind needs (the marked lines are kept or dropped;
-# the condition facts are tested once as_of and the currency are in, as a condition may read them).
+# The function's source: a line marked "# [step]" is kept only when the kind has that step.
+# The condition facts are tested once as_of and the currency are in (a condition may read them).
 # Arithmetic runs in the engine's decimal context, as on the generic path; reading, matching and
 # the texts do none, so they run outside it.
 _SOURCE = """\
@@ -99,25 +100,28 @@ def decide(raw, case_id, as_of, lang):
                 if v is SLOW:
                     return None
             f[name] = v
-    if not MONEY.isdisjoint(f):                                          # plain amounts refused
-        return None                                                      # plain amounts refused
-    check_relations(POLICY, f, NO_BOUNDS, None, RELATIONS)               # relations
+    if not MONEY.isdisjoint(f):                                          # [plain amounts refused]
+        return None                                                      # [plain amounts refused]
+    check_relations(POLICY, f, NO_BOUNDS, None, RELATIONS)               # [relations]
     f['as_of'] = as_of
     f[CURRENCY_FACT] = CURRENCY
     if not CONDITION_FACTS <= f.keys():
         return None
     missed = {}
-    with localcontext(CONTEXT):                                          # checks or derived
-        run_checks(COMPILED, f)                                          # checks
-        DERIVE(f, missed)                                                # derived
+    with localcontext(CONTEXT):                                          # [checks or derived]
+        run_checks(COMPILED, f)                                          # [checks]
+        DERIVE(f, missed)                                                # [derived]
     m = MATCH(f)
-    with localcontext(CONTEXT):                                          # deadlines
-        declared = DECLARED(f, missed, as_of, lang)                      # deadlines
-    declared = ()                                                        # no deadlines
+    with localcontext(CONTEXT):                                          # [deadlines]
+        declared = DECLARED(f, missed, as_of, lang)                      # [deadlines]
+    declared = ()                                                        # [no deadlines]
     if not m:
         return OTHERWISE(case_id, as_of, lang, f, declared)
     return GRANT[m[0] if len(m) == 1 else min(m, key=RANK)](f, missed, case_id, as_of, lang, declared, m)
 """
+
+
+_STEP = re.compile(r"\s+# \[([a-z ]+)\]$")
 
 
 def _readers(compiled: CompiledPolicy) -> dict[str, Any]:
@@ -147,9 +151,9 @@ def _kind_function(compiled: CompiledPolicy, kind: CompiledKind, match: Callable
     keep["checks or derived"] = keep["checks"] or keep["derived"]
     lines = []
     for line in _SOURCE.splitlines():
-        code, _, mark = line.partition("#")
-        if not mark or keep[mark.strip()]:
-            lines.append(code.rstrip())
+        step = _STEP.search(line)  # a line marked "# [step]" is kept only when the kind has the step
+        if step is None or keep[step.group(1)]:
+            lines.append(line[:step.start()] if step else line)
     rank = {r.rule.index: i for i, r in enumerate(kind.ranked)}
     ids = tuple(r.rule.id for r in kind.rules)  # rule ids by index, for ``matched``
     namespace: dict[str, Any] = {
