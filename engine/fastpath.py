@@ -20,13 +20,13 @@ give the same Decision on every bundled policy and on generated cases.
 
 from __future__ import annotations
 
+import operator
 import re
 from dataclasses import fields
 from decimal import Decimal, localcontext
 from typing import TYPE_CHECKING, Any, Callable
 
 from engine import deadlines as deadline_rules
-from engine.bounds import check as check_relations
 from engine.case import SLOW
 from engine.compiler import derive_nothing
 from engine.currency import CURRENCY_FACT
@@ -102,7 +102,8 @@ def decide(raw, case_id, as_of, lang):
             f[name] = v
     if not MONEY.isdisjoint(f):                                          # [plain amounts refused]
         return None                                                      # [plain amounts refused]
-    check_relations(POLICY, f, NO_BOUNDS, None, RELATIONS)               # [relations]
+    if not RELATIONS_HOLD(f):                                            # [relations]
+        return None                                                      # [relations]
     f['as_of'] = as_of
     f[CURRENCY_FACT] = CURRENCY
     if not CONDITION_FACTS <= f.keys():
@@ -136,6 +137,26 @@ def _readers(compiled: CompiledPolicy) -> dict[str, Any]:
 
 
 _BOOL = object()
+_COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq}
+
+
+def _relations_hold(compiled: CompiledPolicy) -> Callable[[dict[str, Any]], bool]:
+    """Whether plain facts keep the policy's declared relations (``at_most: other_fact``...).
+
+    What :func:`engine.bounds.check` decides for a case without bounds: a
+    relation that comes from a check is left to the check; one between two
+    given facts compares their values. False sends the case to the generic
+    path, which reports the contradiction; values that do not compare raise
+    TypeError, which does the same.
+    """
+    tests = tuple((r.left, r.right, _COMPARE[r.op]) for r in compiled.relations if not r.from_check)
+
+    def hold(f: dict[str, Any]) -> bool:
+        for left, right, op in tests:
+            if left in f and right in f and not op(f[left], f[right]):
+                return False
+        return True
+    return hold
 
 
 def _kind_function(compiled: CompiledPolicy, kind: CompiledKind, match: Callable[..., list[int]]) -> Fast:
@@ -145,7 +166,7 @@ def _kind_function(compiled: CompiledPolicy, kind: CompiledKind, match: Callable
     policy = compiled.policy
     money = _money_facts(compiled)
     keep = {"plain amounts refused": bool(money) and not policy.currencies,
-            "relations": bool(compiled.relations), "checks": bool(compiled.checks),
+            "relations": any(not r.from_check for r in compiled.relations), "checks": bool(compiled.checks),
             "derived": kind.derive is not derive_nothing, "deadlines": bool(kind.deadlines),
             "no deadlines": not kind.deadlines}
     keep["checks or derived"] = keep["checks"] or keep["derived"]
@@ -158,7 +179,7 @@ def _kind_function(compiled: CompiledPolicy, kind: CompiledKind, match: Callable
     ids = tuple(r.rule.id for r in kind.rules)  # rule ids by index, for ``matched``
     namespace: dict[str, Any] = {
         "READERS": _readers(compiled), "BOOL": _BOOL, "SLOW": SLOW, "CONDITION_FACTS": kind.condition_facts, "MONEY": money,
-        "check_relations": check_relations, "POLICY": policy, "NO_BOUNDS": {}, "RELATIONS": compiled.relations,
+        "RELATIONS_HOLD": _relations_hold(compiled),
         "CURRENCY_FACT": CURRENCY_FACT, "CURRENCY": policy.currency, "localcontext": localcontext,
         "CONTEXT": CONTEXT, "run_checks": run_checks, "COMPILED": compiled, "DERIVE": kind.derive,
         "MATCH": match, "DECLARED": _declared(compiled, kind),

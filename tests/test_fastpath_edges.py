@@ -94,3 +94,30 @@ def test_a_huge_whole_number_id_is_refused_by_name(engine: Engine) -> None:
     with pytest.raises(CaseError, match="id is too large"):
         engine.decide({**_case(ratio="2", price="1", flag=True), "id": 10**5000})
     assert engine.decide({**_case(ratio="2", price="1", flag=True), "id": 10**20}).case_id == str(10**20)
+
+
+def test_a_contradicted_relation_is_left_to_the_generic_path() -> None:
+    """intpho: shipped_back_on is at_most arrived_on. The generated path answers a case that keeps
+    the relation and hands over one that breaks it, which the generic path refuses by name."""
+    from datetime import date, timedelta  # noqa: PLC0415
+
+    from engine.factschema import kind_facts  # noqa: PLC0415
+    from engine.sample import Sampler  # noqa: PLC0415
+
+    engine = Engine.load()
+    compiled = engine.compiled("intpho", date(2025, 1, 1))
+    answered = handed = 0
+    for case in Sampler(compiled).cases("return", kind_facts(compiled, "return"), 200):
+        shipped = date.fromisoformat(case["facts"]["shipped_back_on"])
+        for days, keeps in ((0, True), (-1, False)):
+            arrived = (shipped + timedelta(days)).isoformat()
+            bent = {**case, "facts": {**case["facts"], "arrived_on": arrived}}
+            fast = engine._decide_fast(bent, "en")
+            if keeps:
+                answered += fast is not None
+            else:
+                assert fast is None, bent
+                with pytest.raises(CaseError, match="shipped_back_on"):
+                    engine.decide(bent)
+                handed += 1
+    assert answered > 50 and handed == 200, (answered, handed)
