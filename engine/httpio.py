@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import weakref
 from typing import Any, Awaitable, Callable
 
 Scope = dict[str, Any]
@@ -58,21 +59,32 @@ def asgi_endpoint(app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> Any
     return type(app.__name__, (), {"__call__": staticmethod(app)})()
 
 
+class _LoopDeadlines:
+    """The reads in flight on one event loop, their deadlines, and the loop's one timer."""
+
+    __slots__ = ("expired", "reading", "timer")
+
+    def __init__(self) -> None:
+        self.reading: dict[asyncio.Task[Any], float] = {}
+        self.expired: set[asyncio.Task[Any]] = set()
+        self.timer: asyncio.TimerHandle | None = None
+
+
 class BodyReader:
     """Request bodies read whole, at most ``max_body`` bytes, within ``timeout`` seconds.
 
-    The deadline of every read in flight is kept in one table; one timer per
-    event loop, armed only while some read is in flight, checks it every
-    quarter of ``timeout`` and cancels the reads past their deadline (each
-    then raises :class:`Reject` 408 — its own cancellation, never another's).
+    The deadline of every read in flight is kept in one table per event
+    loop; one timer per loop, armed only while some read is in flight there,
+    checks it every quarter of ``timeout`` and cancels the reads past their
+    deadline (each then raises :class:`Reject` 408 — its own cancellation,
+    never another's: a cancellation from elsewhere that arrives with it, such
+    as a shutdown, stays a cancellation).
     """
 
     def __init__(self, max_body: int, timeout: float) -> None:
         self.max_body, self.timeout, self.tick = max_body, timeout, timeout / 4
-        self._reading: dict[asyncio.Task[Any], float] = {}
-        self._expired: set[asyncio.Task[Any]] = set()
-        self._timer: asyncio.TimerHandle | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopDeadlines] = \
+            weakref.WeakKeyDictionary()
 
     def _too_large(self) -> Reject:
         return Reject(413, "body_too_large", f"the body is over {self.max_body} bytes")
@@ -87,19 +99,25 @@ class BodyReader:
         task = asyncio.current_task()
         loop = asyncio.get_running_loop()
         assert task is not None
-        self._reading[task] = loop.time() + self.timeout
-        if self._timer is None or self._loop is not loop:
-            self._loop, self._timer = loop, loop.call_later(self.tick, self._check)
+        state = self._loops.get(loop)
+        if state is None:
+            state = self._loops[loop] = _LoopDeadlines()  # keyed weakly: it never holds the loop
+        state.reading[task] = loop.time() + self.timeout
+        if state.timer is None:
+            state.timer = loop.call_later(self.tick, self._check, loop)
+        pending = task.cancelling()  # cancellations already asked for, not ours
         try:
             return await self._receive(receive)
         except asyncio.CancelledError:
-            if task not in self._expired:
+            if task not in state.expired:
                 raise
-            self._expired.discard(task)
-            task.uncancel()
+            state.expired.discard(task)
+            if task.uncancel() > pending:
+                raise  # cancelled from elsewhere too (a shutdown): that one wins
             raise Reject(408, "body_timeout", f"the body did not arrive within {self.timeout:g} s") from None
         finally:
-            self._reading.pop(task, None)
+            state.reading.pop(task, None)
+            state.expired.discard(task)
 
     async def _receive(self, receive: Receive) -> bytes:
         message = await receive()
@@ -120,16 +138,13 @@ class BodyReader:
                 raise Reject(400, "client_disconnect", "the client went away before sending the whole body")
             message = await receive()
 
-    def _check(self) -> None:
-        """The timer: cancel the reads past their deadline; re-arm while any read is in flight."""
-        loop = self._loop
-        assert loop is not None
+    def _check(self, loop: asyncio.AbstractEventLoop) -> None:
+        """One loop's timer: cancel its reads past their deadline; re-arm while any is in flight."""
+        state = self._loops[loop]
         now = loop.time()
-        for task, deadline in list(self._reading.items()):
-            if task.get_loop() is not loop:  # left by a loop that stopped mid-read (tests run many loops)
-                del self._reading[task]
-            elif deadline <= now:
-                del self._reading[task]
-                self._expired.add(task)
+        for task, deadline in list(state.reading.items()):
+            if deadline <= now:
+                del state.reading[task]
+                state.expired.add(task)
                 task.cancel()
-        self._timer = loop.call_later(self.tick, self._check) if self._reading else None
+        state.timer = loop.call_later(self.tick, self._check, loop) if state.reading else None

@@ -130,12 +130,42 @@ def decision_json(decision: dict[str, Any]) -> str:
     writes ``str(key)``. Values it does not know (a Decimal, a date), text
     it cannot store as UTF-8, or nesting too deep go through the walk.
     """
+    if not _str_keys(decision):
+        return exact_json(decision)
     try:
         text = _NATIVE(decision)
         text.encode("utf-8")
         return text
-    except (_NotNative, UnicodeEncodeError, ValueError, RecursionError):
+    except (_NotNative, UnicodeEncodeError, ValueError, TypeError, RecursionError):
         return exact_json(decision)
+
+
+def _str_keys(value: Any) -> bool:
+    """Whether every dict in ``value`` is a plain dict with plain-str keys, and every container a
+    plain dict or list — what the C encoder writes exactly as :func:`exact_json` (it would write
+    a ``True`` key as ``true`` where the walk writes ``True``)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is dict:
+            for key, inner in item.items():
+                if type(key) is not str:
+                    return False
+                kind = type(inner)
+                if kind is dict or kind is list:
+                    stack.append(inner)
+                elif isinstance(inner, (dict, list, tuple)):
+                    return False
+        elif type(item) is list:
+            for inner in item:
+                kind = type(inner)
+                if kind is dict or kind is list:
+                    stack.append(inner)
+                elif isinstance(inner, (dict, list, tuple)):
+                    return False
+        else:
+            return False
+    return True
 
 
 def _redacted(text: str) -> str:

@@ -149,11 +149,12 @@ def test_only_the_late_body_times_out_and_the_timer_stops_when_idle() -> None:
         except Reject as err:
             late_error: Any = err
         await asyncio.sleep(0.1)  # nothing in flight: the timer must not re-arm
+        state = reader._loops[asyncio.get_running_loop()]
+        assert state.reading == {} and state.expired == set() and state.timer is None
         return whole, in_time, late_error
     whole, in_time, late_error = asyncio.run(run())
     assert whole == b"{}" and in_time == b"[]"
     assert late_error.status == 408 and late_error.code == "body_timeout"
-    assert reader._reading == {} and reader._expired == set() and reader._timer is None
 
 
 def test_a_cancellation_that_is_not_the_deadline_stays_a_cancellation() -> None:
@@ -165,8 +166,8 @@ def test_a_cancellation_that_is_not_the_deadline_stays_a_cancellation() -> None:
         task.cancel()  # the server cancels the request (the client went away)
         with pytest.raises(asyncio.CancelledError):
             await task
+        assert reader._loops[asyncio.get_running_loop()].reading == {}
     asyncio.run(run())
-    assert reader._reading == {}
 
 
 def test_sizes_are_refused_by_what_is_declared_and_by_what_arrives() -> None:
