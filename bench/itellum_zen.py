@@ -67,7 +67,6 @@ import sys
 import time
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
@@ -75,6 +74,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_itellum import POLICIES, generate  # noqa: E402
+from compare import _version, timed  # noqa: E402 - the same interleaved timing as the side-by-side table
 
 from engine import Engine, MatcherUnavailable  # noqa: E402
 from engine.expressions import syntax as s  # noqa: E402
@@ -509,30 +509,6 @@ def zen_view(r: dict[str, Any]) -> tuple[Any, ...]:
                  for a in r.get("alternatives") or [])
     dls = tuple(sorted((k.removeprefix("deadline_"), v) for k, v in r.items() if k.startswith("deadline_")))
     return r["outcome"], r.get("rule"), _money(r.get("amount")), _money(r.get("customer_pays")), alts, dls
-
-
-def timed(engines: dict[str, Callable[[dict[str, Any]], Any]], sample: list[dict[str, Any]],
-          repeat: int) -> dict[str, float]:
-    """Best µs per decision of each engine, repetitions interleaved in a shuffled order."""
-    best = {name: float("inf") for name in engines}
-    order = list(engines)
-    rng = random.Random(1)
-    for _ in range(repeat):
-        rng.shuffle(order)
-        for name in order:
-            run = engines[name]
-            start = time.perf_counter()
-            for case in sample:
-                run(case)
-            best[name] = min(best[name], (time.perf_counter() - start) / len(sample) * 1e6)
-    return best
-
-
-def _version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "not installed"
 
 
 def machine() -> str:
