@@ -123,8 +123,7 @@ class Engine:
             raise CaseError([Diagnostic("case", f"unknown vendor {vendor!r}; known: "
                                         + ", ".join(sorted(self._versions)), where("vendor"), "/vendor")])
         for c, m in reversed(versions):
-            p = c.policy
-            if p.effective_from <= as_of and (p.effective_until is None or as_of <= p.effective_until):
+            if _in_force(c.policy, as_of):
                 return c, m
         raise CaseError([Diagnostic("case", f"no {vendor} policy is in force on {as_of}", where("as_of"),
                                     "/as_of")])
@@ -197,7 +196,7 @@ class Engine:
             as_of = as_of or self._default_as_of(vendor)
             day = _version_day(versions[-1][0].version_by, facts, as_of)
             for p, kinds in reversed(versions):
-                if p.effective_from <= day and (p.effective_until is None or day <= p.effective_until):
+                if _in_force(p, day):
                     fn = kinds.get(kind)
                     return None if fn is None else fn(facts, case_id, as_of, lang)
             return None
@@ -230,6 +229,11 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _in_force(policy: Policy, day: date) -> bool:
+    """Whether ``policy`` is the version in force on ``day`` (its effective dates include it)."""
+    return policy.effective_from <= day and (policy.effective_until is None or day <= policy.effective_until)
 
 
 def _version_day(by: str | None, facts: Mapping[str, Any], as_of: date) -> date:

@@ -62,13 +62,7 @@ new_money = _builder(Money)
 
 def build(compiled: CompiledPolicy, matcher: Any) -> dict[str, Fast]:
     """The generated decide function of every kind of ``compiled``, matching with ``matcher``."""
-    return {name: _kind_function(compiled, kind, _matching(matcher, name)) for name, kind in compiled.kinds.items()}
-
-
-def _matching(matcher: Any, kind: str) -> Callable[[dict[str, Any]], list[int]]:
-    """The back end's match for one kind: its own function when it has one per kind."""
-    own = getattr(matcher, "kind_function", None)
-    return own(kind) if own is not None else lambda f: matcher.match(kind, f)  # type: ignore[no-any-return]
+    return {name: _kind_function(compiled, kind, matcher.kind_function(name)) for name, kind in compiled.kinds.items()}
 
 
 def _money_facts(compiled: CompiledPolicy) -> frozenset[str]:
