@@ -31,7 +31,7 @@ from engine.case import SLOW
 from engine.compiler import derive_nothing
 from engine.currency import CURRENCY_FACT
 from engine.decide import _granted, _text, fill, render
-from engine.money import CONTEXT, quantum, round_to
+from engine.money import CONTEXT, round_to
 from engine.model import ActionItem, Decision, Fee, Money, Reason
 
 if TYPE_CHECKING:
@@ -218,7 +218,7 @@ def _grant(compiled: CompiledPolicy, kind: CompiledKind, crule: CompiledRule,
     """
     rule, policy = crule.rule, compiled.policy
     vendor, name, meta, outcome = policy.vendor, kind.kind.name, compiled.meta, rule.outcome
-    q, mode, currency = quantum(policy.currency), policy.rounding, policy.currency
+    q, mode, currency = compiled.quantum, policy.rounding, policy.currency  # the policy's currency's unit
     amount_fn, pays_fn, fee_fns = crule.amount, crule.customer_pays, crule.fees
     derive = None if crule.derive is derive_nothing else crule.derive
     by_lang = dict(crule.texts)
