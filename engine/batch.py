@@ -253,9 +253,13 @@ def _gathered(first: int, parts: list[Future[list[Result]]]) -> list[Result]:
     try:
         return [r for part in parts for r in part.result()]
     except BrokenProcessPool as err:
-        raise EngineError([Diagnostic("worker", "a worker process died (killed, or out of memory, or it "
-                                      f"could not start); the output holds every line before line {first}; "
-                                      "run the command again (with --log it resumes where the log ends)")]) from err
+        raise _worker_died(first) from err
+
+
+def _worker_died(first: int) -> EngineError:
+    return EngineError([Diagnostic("worker", "a worker process died (killed, or out of memory, or it "
+                                   f"could not start); the output holds every line before line {first}; "
+                                   "run the command again (with --log it resumes where the log ends)")])
 
 
 def windows(lines: Iterator[Any], size: int | None = None) -> Iterator[list[Any]]:
@@ -289,17 +293,33 @@ def results(lines: Iterator[tuple[int, str]], policies: str, matcher: str, in_fm
         for window in windows(lines):
             yield [render_line(engine, n, raw, in_fmt, out_fmt, lang, keep) for n, raw in window]
         return
-    with _pool(workers, engine, policies, matcher, in_fmt, out_fmt, lang, keep) as pool:
+    pool = _pool(workers, engine, policies, matcher, in_fmt, out_fmt, lang, keep)
+    broken = False
+    try:
         # The next window is already being decided while this one is logged and written:
         # waiting for each window before sending the next left the workers idle meanwhile.
         pending: deque[tuple[int, list[Future[list[Result]]]]] = deque()
         for window in windows(lines):
-            pending.append((window[0][0], [pool.submit(_work, window[i:i + CHUNK])
-                                           for i in range(0, len(window), CHUNK)]))
+            try:
+                parts = [pool.submit(_work, window[i:i + CHUNK]) for i in range(0, len(window), CHUNK)]
+            except BrokenProcessPool as err:  # a worker died before this window was handed out
+                raise _worker_died(pending[0][0] if pending else window[0][0]) from err
+            pending.append((window[0][0], parts))
             if len(pending) > 1:
                 yield _gathered(*pending.popleft())
         while pending:
             yield _gathered(*pending.popleft())
+    except EngineError:
+        # A dead worker: do not wait for the pool's own shutdown, which can block on a
+        # queue pipe nobody reads any more; stop the other workers and go.
+        broken = True
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    finally:
+        if not broken:
+            pool.shutdown(wait=True)
 
 
 def render(number: int, d: dict[str, Any], fmt: str) -> str:
