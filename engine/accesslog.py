@@ -72,8 +72,11 @@ def route_name(path: str) -> str:
 class AccessLog:
     """The middleware; see the module docstring."""
 
-    def __init__(self, app: ASGI, metrics: Metrics, *, json_logs: bool = False, log_facts: bool = False) -> None:
+    def __init__(self, app: ASGI, metrics: Metrics, *, json_logs: bool = False, log_facts: bool = False,
+                 route: str | None = None) -> None:
+        """``route``: the one route ``app`` serves, when it is known (else named from the path)."""
         self.app, self.metrics, self.json_logs, self.log_facts = app, metrics, json_logs, log_facts
+        self.route = route
         # Request ids: a random prefix per app and a counter — unique without a system call
         # for random bytes on every request (uuid4 cost about a fifth of a small request's time).
         self._prefix, self._count = uuid.uuid4().hex[:16], itertools.count(1)
@@ -106,7 +109,7 @@ class AccessLog:
             await self.app(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
-            route = route_name(scope.get("path", ""))
+            route = self.route or route_name(scope.get("path", ""))
             method = scope.get("method", "")
             self.metrics.request(route, method if method in _METHODS else "other", status, elapsed)
             if self.json_logs:

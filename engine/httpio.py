@@ -10,10 +10,16 @@ Here, at the ASGI level:
   kept by **one** timer for all the requests in flight (a body late by
   more than the deadline is cancelled within a quarter of the deadline
   after it), instead of a timer armed and cancelled per request;
-* :func:`send_json` writes the JSON answer with one encoder built once —
-  the bytes and headers ``JSONResponse`` writes (``content-length`` then
-  ``content-type: application/json``; compact separators, no ASCII
-  escaping, NaN refused).
+* :func:`send_json` writes the JSON answer — the bytes and headers
+  ``JSONResponse`` writes (``content-length`` then ``content-type:
+  application/json``; compact separators, no ASCII escaping, NaN refused) —
+  with orjson, which writes a decision in a fifth of the time json's C
+  encoder takes (about 1.5 µs against 8), and json's encoder, built once,
+  for what orjson refuses (an integer beyond 64 bits, a lone surrogate, a
+  key that is not a plain str);
+* :class:`DirectService` hands ``POST /v1/decide`` straight to its
+  endpoint, past Starlette's error and routing layers (about 15 µs a
+  request), as long as nobody added middleware of their own.
 """
 
 from __future__ import annotations
@@ -22,6 +28,9 @@ import asyncio
 import json
 import weakref
 from typing import Any, Awaitable, Callable
+
+import orjson
+from starlette.applications import Starlette
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[Any]]
@@ -41,13 +50,20 @@ class Reject(Exception):
 
 
 def json_bytes(content: Any) -> bytes:
-    """``content`` as ``JSONResponse`` would write it."""
-    return _ENCODE(content).encode("utf-8")
+    """A decision's dict as ``JSONResponse`` would write it.
+
+    Only for values without floats, which a decision never holds (amounts
+    and bounds are text): orjson writes ``1e16`` where json writes
+    ``1e+16``, and a NaN as ``null`` where json refuses it."""
+    try:
+        return orjson.dumps(content)
+    except (TypeError, ValueError):  # orjson.JSONEncodeError is a TypeError
+        return _ENCODE(content).encode("utf-8")
 
 
 async def send_json(send: Send, content: Any, status: int = 200) -> None:
     """Answer ``content`` as JSON (what ``JSONResponse(content, status)`` sends)."""
-    body = _ENCODE(content).encode("utf-8")
+    body = json_bytes(content)
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-length", str(len(body)).encode("latin-1")), _JSON]})
     await send({"type": "http.response.body", "body": body})
@@ -148,3 +164,27 @@ class BodyReader:
                 state.expired.add(task)
                 task.cancel()
         state.timer = loop.call_later(self.tick, self._check, loop) if state.reading else None
+
+
+class DirectService(Starlette):
+    """A Starlette application that hands ``POST /v1/decide`` to ``direct`` itself.
+
+    ``direct`` must do for that route what the layers it skips would: name
+    the request in the access log and metrics, answer a :class:`Reject` as
+    its problem and a crash as a 500. Only the application's own middleware
+    may be installed (``own_middleware`` of them): a middleware added later
+    (authentication, CORS) would be skipped, so then every request takes
+    the usual way through the stack.
+    """
+
+    direct: Callable[[Scope, Receive, Send], Awaitable[None]] | None = None
+    own_middleware = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (self.direct is not None and scope["type"] == "http" and scope["path"] == "/v1/decide"
+                and scope["method"] == "POST" and not scope.get("root_path")
+                and len(self.user_middleware) == self.own_middleware):
+            scope["app"] = self
+            await self.direct(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)

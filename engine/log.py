@@ -21,13 +21,13 @@ import sqlite3
 import tempfile
 import threading
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from decimal import Decimal
-from json.encoder import encode_basestring, encode_basestring_ascii  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from engine.errors import Diagnostic, EngineError
+from engine.logjson import LogError, decision_json, exact_json
 
 if TYPE_CHECKING:
     from engine.engine import Engine
@@ -49,132 +49,13 @@ SCHEMA = (
 COLUMNS = ("logged_at, origin, case_id, vendor, kind, outcome, policy_version, policy_digest, engine_version, "
            "lang, case_json, decision_json")
 COPY_FROM = 50  # rows from which a PostgreSQL write uses COPY
+INSERT_ROWS = 64  # rows per SQLite INSERT statement (13 values each: under SQLite's old 999-variable limit)
 OWN_TABLES = frozenset({"batch_lines"})  # tables insert_rows may fill (names are never input)
-
-
-def exact_json(value: Any) -> str:
-    """A case as JSON text that decides the same: every number keeps its exact digits.
-
-    ``json.dumps`` cannot write a Decimal as a number, and turning ``2.0`` or
-    ``-0.0`` into ``2`` or ``0`` changes the case id a replay compares with
-    (issue 9, item 12), so numbers are written from their own text. Text that
-    holds a lone surrogate cannot be stored as UTF-8: it is written with
-    ``\\u`` escapes instead, which read back to the same string. Dates become
-    ISO text (as a case file holds them). The text is ``json.dumps``'s own
-    (``", "`` and ``": "`` separators), written by one walk that quotes strings
-    with json's C quoting function: a logged service request pays for it.
-    """
-    try:
-        text = _exact(value, encode_basestring)
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return _exact(value, encode_basestring_ascii)
-    except (RecursionError, ValueError) as err:  # nested too deeply; an int over Python's digit limit
-        raise LogError([Diagnostic("log", f"the case cannot be recorded: {err}")]) from err
-
-
-def _exact(value: Any, quote: Callable[[str], str]) -> str:
-    """``value`` as JSON (see :func:`exact_json`); ``quote`` is json's C string quoting, ASCII-only or not.
-
-    Each branch writes what ``json.dumps(value, ensure_ascii=...)`` writes for
-    that type (the exact types first, as a fast path; subclasses fall through
-    to the ``isinstance`` checks, which decide as the original walk did).
-    """
-    kind = type(value)
-    if kind is str:
-        return quote(value)
-    if kind is dict:
-        return "{" + ", ".join([f"{quote(k if type(k) is str else str(k))}: {_exact(v, quote)}"
-                                for k, v in value.items()]) + "}"
-    if kind is list:
-        return "[" + ", ".join([_exact(v, quote) for v in value]) + "]"
-    if value is None:
-        return "null"
-    if kind is bool:
-        return "true" if value else "false"
-    if kind is int:
-        return int.__repr__(value)  # json's C encoder writes ints so (and refuses over 4300 digits)
-    if kind is Decimal:
-        return str(value) if value.is_finite() else encode_basestring_ascii(str(value))
-    if isinstance(value, dict):
-        return "{" + ", ".join([f"{quote(str(k))}: {_exact(v, quote)}" for k, v in value.items()]) + "}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join([_exact(v, quote) for v in value]) + "]"
-    if isinstance(value, Decimal):
-        return str(value) if value.is_finite() else encode_basestring_ascii(str(value))
-    if isinstance(value, (date, datetime)):
-        return encode_basestring_ascii(value.isoformat())
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return json.dumps(value, ensure_ascii=quote is encode_basestring_ascii)
-    return quote(str(value))
-
-
-class _NotNative(Exception):
-    """A value json's encoder would need ``default`` for (a Decimal, a date): the walk writes it."""
-
-
-def _not_native(value: Any) -> Any:
-    raise _NotNative
-
-
-_NATIVE = json.JSONEncoder(ensure_ascii=False, default=_not_native).encode
-
-
-def decision_json(decision: dict[str, Any]) -> str:
-    """:func:`exact_json` of a decision's dict, in one call of json's C encoder when it can.
-
-    Only for dicts whose keys are all strings — ``Decision.to_dict()`` and
-    JSON read back, which is every decision the log is given: the encoder
-    writes a ``True`` or ``None`` key as ``true``/``null`` where the walk
-    writes ``str(key)``. Values it does not know (a Decimal, a date), text
-    it cannot store as UTF-8, or nesting too deep go through the walk.
-    """
-    if not _str_keys(decision):
-        return exact_json(decision)
-    try:
-        text = _NATIVE(decision)
-        text.encode("utf-8")
-        return text
-    except (_NotNative, UnicodeEncodeError, ValueError, TypeError, RecursionError):
-        return exact_json(decision)
-
-
-def _str_keys(value: Any) -> bool:
-    """Whether every dict in ``value`` is a plain dict with plain-str keys, and every container a
-    plain dict or list — what the C encoder writes exactly as :func:`exact_json` (it would write
-    a ``True`` key as ``true`` where the walk writes ``True``)."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if type(item) is dict:
-            for key, inner in item.items():
-                if type(key) is not str:
-                    return False
-                kind = type(inner)
-                if kind is dict or kind is list:
-                    stack.append(inner)
-                elif isinstance(inner, (dict, list, tuple)):
-                    return False
-        elif type(item) is list:
-            for inner in item:
-                kind = type(inner)
-                if kind is dict or kind is list:
-                    stack.append(inner)
-                elif isinstance(inner, (dict, list, tuple)):
-                    return False
-        else:
-            return False
-    return True
 
 
 def _redacted(text: str) -> str:
     """Hide the password of a database URL (``postgresql://user:secret@host``)."""
     return re.sub(r"(\w+://[^:/@\s]+):[^@\s]+@", r"\1:***@", text)
-
-
-class LogError(EngineError):
-    """The decision log cannot be opened or written."""
 
 
 DIGEST = re.compile(r"[0-9a-f]{64}")
@@ -325,6 +206,8 @@ class DecisionLog:
                 self._remember_policy(cur, policy, added)
             if self._copy and len(values) >= COPY_FROM:
                 ids = self._copy_decisions(cur, values)
+            elif self._mark == "?":
+                ids = self._insert_decisions(cur, values)
             else:
                 for row in values:
                     cur.execute(self._sql(f"INSERT INTO decisions ({COLUMNS}) VALUES "
@@ -334,6 +217,27 @@ class DecisionLog:
                 then(cur, ids)
         with self._lock:
             self._known |= added
+        return ids
+
+    @staticmethod
+    def _insert_decisions(cur: Any, values: list[tuple[Any, ...]]) -> list[int]:
+        """SQLite: the rows numbered after the table's last id, in multi-row INSERTs of up to
+        :data:`INSERT_ROWS` rows.
+
+        A statement per row took three times as long, and the writer thread
+        takes the GIL back after every statement. The ids are given, not
+        read back: the transaction holds the database's write lock from its
+        start (``BEGIN IMMEDIATE``), so no other writer can take them; past
+        the largest id SQLite can store, the insert fails (nothing is written).
+        """
+        cur.execute("SELECT coalesce(max(id), 0) FROM decisions")
+        first = cur.fetchone()[0] + 1
+        ids = list(range(first, first + len(values)))
+        for start in range(0, len(values), INSERT_ROWS):
+            chunk = values[start:start + INSERT_ROWS]
+            marks = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
+            cur.execute(f"INSERT INTO decisions (id, {COLUMNS}) VALUES {marks}",
+                        [v for record_id, row in zip(ids[start:], chunk) for v in (record_id, *row)])
         return ids
 
     def insert_rows(self, cur: Any, table: str, rows: list[tuple[Any, ...]]) -> None:

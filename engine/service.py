@@ -53,9 +53,10 @@ from engine.engine import Engine, policy_files
 from engine.errors import Diagnostic, EngineError
 from engine.factschema import facts_schema
 from engine.groupcommit import GroupCommitter
-from engine.httpio import BodyReader, Receive, Reject, Scope, Send, asgi_endpoint, send_json
+from engine.httpio import BodyReader, DirectService, Receive, Reject, Scope, Send, asgi_endpoint, send_json
 from engine.log import DecisionLog
 from engine.metrics import Metrics
+from engine.policyset import PolicySet
 from engine.openapi import MAX_BATCH, openapi
 from engine.settings import Settings
 from engine.workbench import make_routes as workbench_routes
@@ -73,72 +74,6 @@ def _error(status: int, code: str, message: str, diagnostics: list[dict[str, Any
     body = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status, "detail": message,
             "code": code, "diagnostics": diags, "ok": False, "error": message}
     return JSONResponse(body, status_code=status, media_type="application/problem+json")
-
-
-class PolicySet:
-    """The engine in service, swapped atomically when the policy files change."""
-
-    def __init__(self, root: Path, matcher: str, metrics: Metrics | None = None) -> None:
-        self.root = root
-        self.matcher = matcher
-        self.metrics = metrics or Metrics()
-        self.engine = Engine.load(root, matcher=matcher)
-        self.loaded_at = time.time()
-        self.stamp = self._stamp()
-        self.last_error: list[dict[str, Any]] | None = None
-        self._lock = threading.Lock()
-        self._languages: tuple[Engine | None, dict[str, frozenset[str]]] = (None, {})
-
-    def languages(self, engine: Engine, vendor: Any) -> frozenset[str] | None:
-        """The languages of ``vendor``'s policies in ``engine`` (None: no such vendor), computed once
-        per engine, not per request."""
-        known, table = self._languages
-        if known is not engine:
-            table = {v: frozenset(lang for p in versions for lang in p.languages)
-                     for v, versions in engine.vendors.items() if versions}
-            self._languages = (engine, table)
-        return table.get(vendor) if isinstance(vendor, str) else None
-
-    def _stamp(self) -> tuple[tuple[str, int, int], ...]:
-        files = [p for p in self.root.rglob("*") if p.is_file() and p.suffix in (".yaml", ".txt")]
-        return tuple(sorted((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files))
-
-    def reload(self, force: bool = False) -> bool:
-        """Load the files again if they changed; keep the old set if the new one is broken."""
-        with self._lock:
-            stamp = self._stamp()
-            if stamp == self.stamp and not force:
-                return False
-            changed = self._load(stamp)
-            self.metrics.reloaded("reloaded" if changed else "failed", self.last_error is None)
-            return changed
-
-    def _load(self, stamp: tuple[tuple[str, int, int], ...]) -> bool:
-        """Compile the files aside and swap them in, or keep serving the old set and say why."""
-        try:
-            fresh = Engine.load(self.root, matcher=self.matcher)
-        except Exception as err:  # noqa: BLE001 - a policy must never take the service down
-            self.stamp = stamp  # do not retry the same broken files every second
-            diagnostics = err.diagnostics if isinstance(err, EngineError) else [
-                Diagnostic("internal", f"the policies could not be loaded ({type(err).__name__}: {err})")]
-            self.last_error = [d.to_dict() for d in diagnostics]
-            LOG.error("policy reload failed; still serving the previous policies:\n%s", err,
-                      exc_info=not isinstance(err, EngineError))
-            return False
-        # The swap: one reference assignment. The old engine is not closed
-        # here: requests in flight may still use it; its back end is freed
-        # when the last of them lets go of it.
-        self.engine = fresh
-        self.stamp, self.last_error, self.loaded_at = stamp, None, time.time()
-        LOG.info("policies reloaded from %s", self.root)
-        return True
-
-    def watch(self, interval: float, stop: threading.Event) -> None:
-        while not stop.wait(interval):
-            try:
-                self.reload()
-            except Exception:  # noqa: BLE001 - the watcher must outlive any surprise
-                LOG.exception("policy watcher")
 
 
 def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | None = None,
@@ -324,6 +259,19 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
                 "facts": case.get("facts")}
         await send_json(send, decision)
 
+    async def decide_direct(scope: Scope, receive: Receive, send: Send) -> None:
+        """:func:`decide` without Starlette's layers (:class:`engine.httpio.DirectService`), doing
+        what they did: a refusal answered as its problem, a crash as a 500 and raised to the server."""
+        try:
+            await decide(scope, receive, send)
+        except Reject as exc:
+            await problem(scope, exc.status, exc.code, exc.message)(scope, receive, send)
+        except Exception as exc:
+            LOG.exception("internal error", exc_info=exc)
+            with contextlib.suppress(Exception):  # the answer had begun: nothing more can be sent
+                await problem(scope, 500, "internal", "internal error; see the server log")(scope, receive, send)
+            raise
+
     async def decide_batch(request: Request) -> Response:
         cases = await body_of(request)
         if not isinstance(cases, list):
@@ -416,7 +364,7 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
         yield
         shutdown()
 
-    app = Starlette(routes=[
+    app = DirectService(routes=[
         Route("/v1/decide", asgi_endpoint(decide), methods=["POST"]),
         Route("/v1/decide/batch", decide_batch, methods=["POST"]),
         Route("/v1/policies", list_policies, methods=["GET"]),
@@ -431,6 +379,8 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
     app.state.policies = state
     app.state.metrics = metrics
     app.add_middleware(AccessLog, metrics=metrics, json_logs=json_logs, log_facts=log_facts)
+    app.direct = AccessLog(decide_direct, metrics, json_logs=json_logs, log_facts=log_facts, route="decide")
+    app.own_middleware = len(app.user_middleware)
     return app
 
 

@@ -192,8 +192,8 @@ def test_log_replay_on_dask_reports_what_the_local_replay_does(tmp_path: Path) -
     assert clause("batch", str(source), "-o", str(tmp_path / "out.jsonl"), "--log", str(log),
                   cwd=tmp_path).returncode == 0
     with sqlite3.connect(log) as conn:  # one record altered after the fact, one policy row tampered with
-        conn.execute("UPDATE decisions SET decision_json = replace(decision_json, '\"outcome\": \"', "
-                     "'\"outcome\": \"x') WHERE id = 7")
+        conn.execute("UPDATE decisions SET decision_json = replace(decision_json, '\"outcome\":\"', "
+                     "'\"outcome\":\"x') WHERE id = 7")
         digest = conn.execute("SELECT policy_digest FROM decisions WHERE id = 20").fetchone()[0]
         conn.execute("UPDATE policies SET policy_text = policy_text || ' ' WHERE digest = ?", (digest,))
     local = clause("log", "replay", "--log", str(log), "--format", "json", cwd=tmp_path)

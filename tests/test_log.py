@@ -188,6 +188,42 @@ def test_write_many_is_all_or_nothing(db: Path, engine_here: Engine) -> None:
     log.close()
 
 
+def test_write_many_numbers_its_rows_after_the_last_id_across_statements(db: Path, engine_here: Engine) -> None:
+    """SQLite writes up to INSERT_ROWS rows per statement with the ids it returns: each id must be
+    its own row's, across statement boundaries and after a gap in the ids."""
+    from engine.log import INSERT_ROWS  # noqa: PLC0415
+
+    log = DecisionLog(str(db))
+    decision = engine_here.decide(RETURN)
+    policy = engine_here.policy_by_digest("itellum", decision.policy["digest"])
+    first = log.write_many([(dict(RETURN, id=f"A-{i}"), decision, policy) for i in range(3)], "unit")
+    assert first == [1, 2, 3]
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM decisions WHERE id = 3")  # the last id gone: numbering goes on after 2
+    count = 2 * INSERT_ROWS + 5
+    ids = log.write_many([(dict(RETURN, id=f"B-{i}"), decision, policy) for i in range(count)], "unit")
+    assert ids == list(range(3, 3 + count))
+    rows = {i: json.loads(case)["id"] for i, case in query(db, "SELECT id, case_json FROM decisions")}
+    assert [rows[i] for i in ids] == [f"B-{i}" for i in range(count)]
+    assert [r.case["id"] for r in log.records(record_id=ids[INSERT_ROWS])] == [f"B-{INSERT_ROWS}"]
+    log.close()
+
+
+def test_write_many_past_the_largest_id_fails_whole(db: Path, engine_here: Engine) -> None:
+    """A log whose last id is SQLite's largest integer takes no more rows: an error, nothing written,
+    no row numbered at random (SQLite's own choice past that id)."""
+    log = DecisionLog(str(db))
+    decision = engine_here.decide(RETURN)
+    policy = engine_here.policy_by_digest("itellum", decision.policy["digest"])
+    log.write_many([(RETURN, decision, policy)], "unit")
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE decisions SET id = ? WHERE id = 1", (2 ** 63 - 1,))
+    with pytest.raises(OverflowError):
+        log.write_many([(RETURN, decision, policy)], "unit")
+    assert query(db, "SELECT count(*) FROM decisions") == [(1,)]
+    log.close()
+
+
 def test_replay_api(db: Path, engine_here: Engine, tmp_path: Path) -> None:
     log = DecisionLog(str(db))
     for case in (RETURN, DELIVERY, VOIP):

@@ -2,7 +2,7 @@
 
 - body deadlines are kept per event loop: a second loop never drops the first loop's;
 - a cancellation from elsewhere (a shutdown) that arrives with the body deadline stays a cancellation;
-- decision_json writes exactly what exact_json writes, whatever the keys.
+- decision_json writes what exact_json writes for keys that are not plain str.
 
 In-process, no network; each runs in well under a few seconds.
 """

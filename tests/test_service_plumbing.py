@@ -67,8 +67,10 @@ def test_the_answer_is_byte_for_byte_what_json_response_wrote(home: Path) -> Non
     assert headers[:2] == reference.raw_headers and headers[2][0] == b"x-request-id"
     odd = {"text": "caf\u00e9 \u2014 \U0001f600", "n": [1, None, True], "nested": {"a": "\u00e9"}}
     assert json_bytes(odd) == JSONResponse(odd).body
-    with pytest.raises(ValueError):  # NaN refused, as JSONResponse refuses it
-        json_bytes({"x": float("nan")})
+    for refused_by_orjson in ({"n": 2 ** 64}, {"n": -(2 ** 63) - 1}, {True: 1, None: [2]}):
+        assert json_bytes(refused_by_orjson) == JSONResponse(refused_by_orjson).body  # json writes them
+    with pytest.raises(UnicodeEncodeError):  # a lone surrogate: refused, as JSONResponse refuses it
+        json_bytes({"x": "\ud800"})
 
 
 def test_send_json_sends_a_start_and_one_body() -> None:
@@ -185,3 +187,73 @@ def test_sizes_are_refused_by_what_is_declared_and_by_what_arrives() -> None:
     assert asyncio.run(read([], [{"type": "http.request", "body": b"x" * 11}])) == (413, "body_too_large")
     assert asyncio.run(read([], [dict(chunk), {"type": "http.disconnect"}])) == (400, "client_disconnect")
     assert asyncio.run(read([], [dict(chunk), {"type": "http.request", "body": b"78"}])) == b"12345678"
+
+
+# --- the direct route: POST /v1/decide past Starlette's layers (engine.httpio.DirectService) --------
+
+def test_a_middleware_added_later_is_not_skipped_by_the_direct_route(home: Path) -> None:
+    """Someone embedding the app adds their own middleware (authentication): the decide route must
+    go through it like every other route, not around it."""
+    app = create_app(home, workbench=False, watch_interval=None)
+    seen: list[str] = []
+
+    class Gate:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            seen.append(scope.get("path", ""))
+            if scope["type"] == "http" and dict(scope["headers"]).get(b"authorization") != b"Bearer ok":
+                await JSONResponse({"denied": True}, status_code=401)(scope, receive, send)
+                return
+            await self.inner(scope, receive, send)
+    app.add_middleware(Gate)
+    status, _, body = asyncio.run(_call(app, _scope(), json.dumps(DELIVERY).encode()))
+    assert (status, json.loads(body)) == (401, {"denied": True}) and seen == ["/v1/decide"]
+    allowed = _scope(headers=[(b"content-type", b"application/json"), (b"authorization", b"Bearer ok")])
+    status, _, body = asyncio.run(_call(app, allowed, json.dumps(DELIVERY).encode()))
+    assert status == 200 and json.loads(body)["outcome"] == "replace"
+
+
+def test_the_direct_route_answers_refusals_and_crashes_as_the_stack_did(home: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A refusal is its problem (status, code, request id, metrics); a crash is a 500 problem with no
+    traceback in it, raised on to the server as Starlette's error layer raises it."""
+    from engine.engine import Engine  # noqa: PLC0415
+
+    app = create_app(home, workbench=False, watch_interval=None)
+    status, headers, body = asyncio.run(_call(app, _scope(), b"{not json"))
+    assert status == 422 and json.loads(body)["code"] == "json"
+    assert any(name == b"x-request-id" for name, _ in headers)
+    status, _, body = asyncio.run(_call(app, _scope(headers=[(b"content-length", b"99999999")]), b"{}"))
+    assert status == 413 and json.loads(body)["code"] == "body_too_large"
+
+    def broken(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("secret internal detail")
+    monkeypatch.setattr(Engine, "decide", broken)
+    sent: list[Any] = []
+
+    async def run() -> None:
+        async def receive() -> Any:
+            return {"type": "http.request", "body": json.dumps(DELIVERY).encode(), "more_body": False}
+
+        async def send(message: Any) -> None:
+            sent.append(message)
+        with pytest.raises(RuntimeError):
+            await app(_scope(), receive, send)
+    asyncio.run(run())
+    assert sent[0]["status"] == 500
+    text = b"".join(m.get("body", b"") for m in sent[1:]).decode()
+    assert json.loads(text)["code"] == "internal" and "secret" not in text
+    metrics = app.state.metrics.render()[0].decode()
+    assert 'clause_errors_total{code="internal",status="500"} 1.0' in metrics
+    assert 'route="decide",status="500"' in metrics and 'route="decide",status="422"' in metrics
+
+
+def test_a_root_path_or_another_method_takes_the_usual_way(home: Path) -> None:
+    app = create_app(home, workbench=False, watch_interval=None)
+    status, _, _ = asyncio.run(_call(app, _scope(method="GET"), b""))
+    assert status == 405
+    mounted = dict(_scope(path="/api/v1/decide"), root_path="/api")
+    status, _, body = asyncio.run(_call(app, mounted, json.dumps(DELIVERY).encode()))
+    assert status == 200 and json.loads(body)["outcome"] == "replace"
