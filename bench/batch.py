@@ -9,6 +9,9 @@ cluster) is counted as a user would feel it. Runs are interleaved and the
 best is kept; the table gives cases/s and the ratio to one process, so a
 noisy machine still gives a usable answer. Outputs are compared byte for
 byte with the one-process output (a mismatch is an error, not a figure).
+On Linux each run also reports the CPU the rest of the machine used meanwhile
+("others", in cores: /proc/stat's busy time minus the command's own), so a
+figure taken on a shared machine says how shared it was.
 Not a test: nothing here asserts a speed.
 """
 
@@ -18,6 +21,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -31,15 +35,33 @@ sys.path.insert(0, str(ROOT / "bench"))
 from bench_itellum import generate  # noqa: E402
 
 
-def run(args: list[str], cwd: Path) -> float:
+def busy() -> float:
+    """CPU seconds the whole machine has been busy (Linux), else 0."""
+    try:
+        with open("/proc/stat", encoding="ascii") as fh:
+            ticks = [int(x) for x in fh.readline().split()[1:]]
+    except OSError:
+        return 0.0
+    return (sum(ticks[:8]) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
+
+
+def own() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def run(args: list[str], cwd: Path) -> tuple[float, float]:
+    """Seconds of the whole command, and the cores the rest of the machine kept busy meanwhile."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
+    machine, ours = busy(), own()
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, str(ROOT / "cli.py"), "batch", *args, "--no-progress"], cwd=cwd,
                           env=env, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - started
+    others = max(0.0, (busy() - machine) - (own() - ours)) / seconds
     if proc.returncode != 0:
         raise SystemExit(f"clause batch {' '.join(args)} failed:\n{proc.stderr[-2000:]}")
-    return seconds
+    return seconds, others
 
 
 def main() -> None:
@@ -56,12 +78,12 @@ def main() -> None:
         configs = {"1 process": [], f"--workers {opts.workers}": ["--workers", str(opts.workers)]}
         if opts.dask:
             configs[f"--dask {opts.dask}"] = ["--dask", opts.dask]
-        best: dict[str, float] = {}
+        best: dict[str, tuple[float, float]] = {}
         for _ in range(opts.repeat):
             for name, extra in configs.items():
                 out = folder / f"{name.replace(' ', '_').replace(':', '_')}.jsonl"
-                seconds = run([str(source), "-o", str(out), *extra], folder)
-                best[name] = min(best.get(name, seconds), seconds)
+                seconds, others = run([str(source), "-o", str(out), *extra], folder)
+                best[name] = min(best.get(name, (seconds, others)), (seconds, others))
         reference = (folder / "1_process.jsonl").read_bytes()
         for name in configs:
             out = folder / f"{name.replace(' ', '_').replace(':', '_')}.jsonl"
@@ -69,10 +91,12 @@ def main() -> None:
                 raise SystemExit(f"{name}: the output differs from one process's")
     print(f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores; "
           f"{opts.cases:,} cases, best of {opts.repeat} (whole command, start-up included)")
-    print(f"{'configuration':<22} {'seconds':>8} {'cases/s':>10} {'× 1 process':>12}")
-    base = best["1 process"]
-    for name, seconds in best.items():
-        print(f"{name:<22} {seconds:>8.2f} {opts.cases / seconds:>10,.0f} {base / seconds:>12.2f}")
+    print(f"{'configuration':<22} {'seconds':>8} {'cases/s':>10} {'× 1 process':>12} {'others':>7}")
+    base = best["1 process"][0]
+    for name, (seconds, others) in best.items():
+        print(f"{name:<22} {seconds:>8.2f} {opts.cases / seconds:>10,.0f} {base / seconds:>12.2f} {others:>7.2f}")
+    print(f"others: cores the rest of the machine kept busy during that run; load average now "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

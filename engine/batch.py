@@ -1,9 +1,11 @@
 """Batch decisions: JSON Lines or CSV in, JSON Lines or CSV out, streaming.
 
 Memory stays flat in the number of cases: lines are read, decided and
-written a window at a time. With ``workers`` > 1, windows are split in
-chunks decided by worker processes (each loads its own Engine), and results
-are written in input order. A bad line is reported with its number and
+written a window at a time. With ``workers`` > 1, a JSON Lines file is cut
+in slices that worker processes read, decide and render themselves
+(engine/batchslices.py); other input (CSV, Parquet, a pipe) is read here and
+its windows split in chunks for the workers. Either way results are written
+in input order. A bad line is reported with its number and
 skipped — never fatal, never silently dropped.
 
 CSV input has the columns ``id, vendor, kind, as_of`` and one column per
@@ -15,10 +17,12 @@ gives a list fact. A JSON object cell (``{"at_most": "2025-03-17"}``,
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
 import multiprocessing
+import os
 import sys
 import threading
 from collections import Counter, defaultdict, deque
@@ -28,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable, Iterator, NamedTuple, TextIO
+from typing import Any, BinaryIO, Callable, Iterable, Iterator, NamedTuple, TextIO
 
 from engine import jsonread
 from engine.engine import Engine
@@ -49,6 +53,30 @@ class Summary:
     outcomes: Counter[str] = field(default_factory=Counter)
     amounts: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
     invalid: list[tuple[int, str]] = field(default_factory=list)
+
+    def add(self, part: Summary) -> None:
+        """Count in the summary of the lines that follow (a worker's slice): the order of first
+        appearance of outcomes and currencies is kept, as if the lines were counted here."""
+        self.cases += part.cases
+        self.outcomes.update(part.outcomes)
+        for currency, amount in part.amounts.items():
+            self.amounts[currency] += amount
+        self.invalid.extend(part.invalid)
+
+
+def tally(window: list[Result], summary: Summary) -> str:
+    """Count ``window`` into ``summary``; the output text of its decided lines."""
+    written = []  # one write per window: a write call per line was a tenth of the parent's time
+    for r in window:
+        summary.cases += 1
+        if r.ok:
+            written.append(r.text)
+            summary.outcomes[r.outcome] += 1
+            if r.amount:
+                summary.amounts[r.currency] += Decimal(r.amount)
+        else:
+            summary.invalid.append((r.number, r.text))
+    return "".join(written)
 
 
 BAD_LINE = "\x00bad:"  # marks a line that could not even be read; never valid JSON
@@ -86,13 +114,24 @@ def read_lines(path: Path, fmt: str) -> Iterator[tuple[int, str]]:
         yield from _parquet_cases(path)
         return
     with path.open("rb") as raw:
-        for number, data in enumerate(raw, 1):
-            if not data.strip():
-                continue
-            try:
-                yield number, data.decode("utf-8")
-            except UnicodeDecodeError as err:
-                yield number, f"{BAD_LINE}not UTF-8 text ({err.reason} at byte {err.start})"
+        yield from jsonl_lines(raw)
+
+
+def jsonl_lines(raw: Iterable[bytes], first: int = 1) -> Iterator[tuple[int, str]]:
+    """(line number, text) of the non-empty lines of binary JSON Lines, numbered from ``first``.
+
+    ``raw`` yields lines split after each ``\\n`` only (a binary file, or a
+    ``BytesIO`` of a slice of one): a ``\\r`` stays in its line. The one
+    reading of JSON Lines, whether the parent reads the file or a worker its
+    slice (engine/batchslices.py), so both number and decode alike.
+    """
+    for number, data in enumerate(raw, first):
+        if not data.strip():
+            continue
+        try:
+            yield number, data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            yield number, f"{BAD_LINE}not UTF-8 text ({err.reason} at byte {err.start})"
 
 
 def _parquet_cases(path: Path) -> Iterator[tuple[int, str]]:
@@ -236,12 +275,18 @@ def _pool(workers: int, engine: Engine | None, policies: str, matcher: str, in_f
     (killed, out of memory) the former fails every pending chunk; the latter lost the
     chunk and waited for it for ever.
     """
-    if (engine is not None and sys.platform.startswith("linux") and threading.active_count() == 1
-            and engine.matcher_name == "python"):
+    if forkable(engine):
         return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
                                    initializer=_init_forked, initargs=(engine, in_fmt, out_fmt, lang, keep))
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
                                initargs=(policies, matcher, in_fmt, out_fmt, lang, keep))
+
+
+def forkable(engine: Engine | None) -> bool:
+    """Whether worker processes can be forked with ``engine`` in memory: Linux, no thread running
+    (a fork copies one thread, and a lock another one held stays held), the default back end."""
+    return (engine is not None and sys.platform.startswith("linux") and threading.active_count() == 1
+            and engine.matcher_name == "python")
 
 
 def _work(chunk: list[tuple[int, str]]) -> list[Result]:
@@ -348,27 +393,52 @@ def run_batch(source: Path, out: TextIO, *, in_fmt: str, out_fmt: str, policies:
     decision log); without it only the rendered lines travel. ``on_window``
     runs before the window's lines are written: the log is the commit point,
     so the output never holds a decision the log does not (issue 9, item 2).
+
+    With ``workers`` > 1 on a JSON Lines file, workers read their own slices
+    of it (engine/batchslices.py); without ``keep``, ``on_window`` then gets,
+    per slice, a :class:`~engine.batchslices.Decided`: its len() is the number
+    of cases, its lines are never parsed in the parent.
     """
     summary = summary or Summary()
     if out_fmt == "csv" and header:
         csv.writer(out).writerow(OUT_COLUMNS)
-    lines = (item for item in read_lines(source, in_fmt) if item[0] > after_line)
-    for window in results(lines, policies, matcher, in_fmt, out_fmt, lang, workers, keep, scheduler, engine):
+    raw = _utf8_bytes(out)
+    if in_fmt == "jsonl" and workers > 1 and scheduler is None and source.is_file():
+        from engine import batchslices  # noqa: PLC0415 - imports this module
+
+        decided: Iterator[Any] = batchslices.decided(source, policies, matcher, out_fmt, lang, workers, keep,
+                                                     engine, after_line)
+    else:
+        lines = (item for item in read_lines(source, in_fmt) if item[0] > after_line)
+        decided = results(lines, policies, matcher, in_fmt, out_fmt, lang, workers, keep, scheduler, engine)
+    for window in decided:
         if on_window:
             on_window(window)
-        written = []  # one write per window: a write call per line was a tenth of the parent's time
-        for r in window:
-            summary.cases += 1
-            if r.ok:
-                written.append(r.text)
-                summary.outcomes[r.outcome] += 1
-                if r.amount:
-                    summary.amounts[r.currency] += Decimal(r.amount)
+        if isinstance(window, list):
+            out.write(tally(window, summary))
+        else:  # a worker's slice, already counted, rendered and (most often) encoded
+            summary.add(window.summary)
+            if isinstance(window.text, str):
+                out.write(window.text)
+            elif raw is not None:
+                out.flush()
+                raw.write(window.text)
             else:
-                summary.invalid.append((r.number, r.text))
-        out.write("".join(written))
+                out.write(window.text.decode("utf-8"))
         out.flush()
     return summary
+
+
+def _utf8_bytes(out: TextIO) -> BinaryIO | None:
+    """``out``'s binary buffer when writing UTF-8 there is writing the text to ``out``: a plain
+    UTF-8 text file or stream (``open``, ``sys.stdout``) where ``\\n`` is written as it is (POSIX;
+    a stream opened with ``newline="\\r\\n"`` would translate it, and cannot be told apart)."""
+    if type(out) is not io.TextIOWrapper or os.linesep != "\n":
+        return None
+    try:
+        return out.buffer if codecs.lookup(out.encoding).name == "utf-8" else None
+    except LookupError:
+        return None
 
 
 def count_lines(path: Path, fmt: str = "jsonl") -> int:
