@@ -2,6 +2,7 @@
 
     python bench/service.py                          # concurrency 1, 8, 32; 4 s each; 3 rounds
     python bench/service.py --concurrency 8 --seconds 2 --rounds 1
+    python bench/service.py --cases benchmark        # bench/compare.py's 10-rule policy instead
 
 The yardstick is a Starlette endpoint on the same uvicorn settings as
 ``clause serve`` that reads the JSON body and answers a constant — the
@@ -11,7 +12,10 @@ next generated Itellum case as soon as the previous answer arrived. Rounds
 interleave the servers and the best round is kept, so a noisy machine
 still gives a usable ratio. Every answer's status is checked (a 5xx or a
 refused case is an error, not a figure); with ``--log``, the log's record
-count is compared with the answers given. Not a test: nothing asserts a speed.
+count is compared with the answers given. On Linux it also prints the
+server's CPU time per request (all its threads, from /proc): a figure the
+client's share of the machine does not move as much as requests/s. Not a
+test: nothing asserts a speed.
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start(name: str, folder: Path) -> tuple[subprocess.Popen[bytes], int, Path | None]:
+def start(name: str, folder: Path, policies: Path | None = None) -> tuple[subprocess.Popen[bytes], int, Path | None]:
     """Start one server; wait until it answers."""
     port = _free_port()
     log = folder / f"{name.replace(' ', '_')}.sqlite3" if "log" in name and "no log" not in name else None
@@ -64,7 +68,8 @@ def start(name: str, folder: Path) -> tuple[subprocess.Popen[bytes], int, Path |
         cmd = [sys.executable, __file__, "--trivial-server", str(port)]
     else:
         cmd = [sys.executable, str(ROOT / "cli.py"), "serve", "--port", str(port), "--no-workbench",
-               *(["--log", str(log)] if log else ["--no-log"])]
+               *(["--log", str(log)] if log else ["--no-log"]),
+               *(["--policies", str(policies)] if policies else [])]
     proc = subprocess.Popen(cmd, cwd=folder, env=dict(os.environ, PYTHONPATH=str(ROOT)),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
@@ -99,13 +104,37 @@ async def _client(port: int, bodies: list[bytes], stop: float, counts: list[int]
         writer.close()
 
 
-async def _load(port: int, bodies: list[bytes], concurrency: int, seconds: float) -> float:
-    counts = [0]
-    await asyncio.gather(*(_client(port, bodies, time.monotonic() + 0.5, [0], k) for k in range(concurrency)))
+async def _load(port: int, bodies: list[bytes], concurrency: int, seconds: float,
+                total: list[int] | None = None) -> float:
+    """Requests/s over ``seconds`` after a 0.5 s warm-up; ``total`` gets every request answered."""
+    warm, counts = [0], [0]
+    await asyncio.gather(*(_client(port, bodies, time.monotonic() + 0.5, warm, k) for k in range(concurrency)))
     started = time.monotonic()
     await asyncio.gather(*(_client(port, bodies, started + seconds, counts, 997 * k)
                            for k in range(concurrency)))
+    if total is not None:
+        total.append(warm[0] + counts[0])
     return counts[0] / (time.monotonic() - started)
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """The server process's CPU time so far (all its threads), where /proc tells it."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _measured(proc: subprocess.Popen[bytes], port: int, bodies: list[bytes], level: int,
+              seconds: float) -> tuple[float, float | None]:
+    """(requests/s, server CPU µs per request) of one load run; the CPU figure counts the warm-up too."""
+    before = _cpu_seconds(proc.pid)
+    counted: list[int] = []
+    rate = asyncio.run(_load(port, bodies, level, seconds, counted))
+    after = _cpu_seconds(proc.pid)
+    cpu = None if before is None or after is None or not counted[0] else (after - before) / counted[0] * 1e6
+    return rate, cpu
 
 
 def _logged(log: Path) -> int:
@@ -118,24 +147,37 @@ def main() -> None:
     parser.add_argument("--concurrency", default="1,8,32")
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--cases", choices=["itellum", "benchmark"], default="itellum",
+                        help="itellum: the bundled Itellum policy's five kinds (the default); benchmark: "
+                             "bench/compare.py's 10-rule policy and cases")
     parser.add_argument("--trivial-server", type=int, help=argparse.SUPPRESS)
     opts = parser.parse_args()
     if opts.trivial_server:
         import uvicorn  # noqa: PLC0415
         uvicorn.run(trivial_app(), host="127.0.0.1", port=opts.trivial_server, log_level="info")
         return
-    bodies = [json.dumps(c).encode() for c in generate(2000)]
     levels = [int(c) for c in opts.concurrency.split(",")]
     names = ["trivial endpoint", "clause serve (no log)", "clause serve --log"]
     best: dict[tuple[str, int], float] = {}
+    cpu: dict[tuple[str, int], float] = {}
     with tempfile.TemporaryDirectory(prefix="clause-bench-service-") as tmp:
-        servers = {name: start(name, Path(tmp)) for name in names}
+        policies = None
+        if opts.cases == "benchmark":
+            from compare import RULES, cases, clause_policy  # noqa: PLC0415
+            policies = clause_policy(RULES, Path(tmp) / "policies")
+            bodies = [json.dumps(c).encode() for c in cases(2000)]
+        else:
+            bodies = [json.dumps(c).encode() for c in generate(2000)]
+        servers = {name: start(name, Path(tmp), policies) for name in names}
         try:
             for _ in range(opts.rounds):
                 for level in levels:
                     for name in names:
-                        rate = asyncio.run(_load(servers[name][1], bodies, level, opts.seconds))
+                        proc, port, _ = servers[name]
+                        rate, used = _measured(proc, port, bodies, level, opts.seconds)
                         best[(name, level)] = max(best.get((name, level), 0.0), rate)
+                        if used is not None:
+                            cpu[(name, level)] = min(cpu.get((name, level), used), used)
             for name, (_, _, log) in servers.items():
                 if log is not None and _logged(log) == 0:
                     raise SystemExit(f"{name}: nothing was logged")
@@ -146,11 +188,18 @@ def main() -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores "
           f"(load {load:.2f} after the run); best of {opts.rounds} rounds of {opts.seconds:g} s; "
-          "the client runs on the same machine")
+          f"{opts.cases} cases; the client runs on the same machine")
     print(f"{'server':<24}" + "".join(f"{f'c={c} req/s':>14}{'× trivial':>11}" for c in levels))
     for name in names:
         print(f"{name:<24}" + "".join(f"{best[(name, c)]:>14,.0f}{best[(name, c)] / best[('trivial endpoint', c)]:>11.2f}"
                                       for c in levels))
+    if len(cpu) == len(best):  # Linux: what each request cost the server, whatever the client's share
+        print("\nserver CPU per request (all its threads; least of the rounds), and the trivial endpoint's "
+              "CPU per request divided by it")
+        print(f"{'server':<24}" + "".join(f"{f'c={c} µs':>14}{'trivial ÷':>11}" for c in levels))
+        for name in names:
+            print(f"{name:<24}" + "".join(f"{cpu[(name, c)]:>14,.0f}{cpu[('trivial endpoint', c)] / cpu[(name, c)]:>11.2f}"
+                                          for c in levels))
 
 
 if __name__ == "__main__":
