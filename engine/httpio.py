@@ -171,19 +171,32 @@ class DirectService(Starlette):
 
     ``direct`` must do for that route what the layers it skips would: name
     the request in the access log and metrics, answer a :class:`Reject` as
-    its problem and a crash as a 500. Only the application's own middleware
-    may be installed (``own_middleware`` of them): a middleware added later
-    (authentication, CORS) would be skipped, so then every request takes
-    the usual way through the stack.
+    its problem and a crash as a 500. It is used only while the application
+    is as :meth:`go_direct` found it: the same number of middleware, the
+    same exception handlers, the same first route (``POST /v1/decide``'s:
+    nothing after it can shadow it). Someone embedding the app who adds a
+    middleware (authentication, CORS), an exception handler or a route of
+    their own in front gets every request the usual way through the stack.
     """
 
     direct: Callable[[Scope, Receive, Send], Awaitable[None]] | None = None
-    own_middleware = 0
+    _built: tuple[int, dict[Any, Any], Any] = (0, {}, None)
+
+    def go_direct(self, direct: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
+        """Serve ``POST /v1/decide`` with ``direct`` while the application stays as it is now
+        (its first route must be that one)."""
+        self.direct = direct
+        self._built = (len(self.user_middleware), dict(self.exception_handlers), self.router.routes[0])
+
+    def _as_built(self) -> bool:
+        middleware, handlers, first = self._built
+        routes = self.router.routes
+        return (len(self.user_middleware) == middleware and self.exception_handlers == handlers
+                and bool(routes) and routes[0] is first)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (self.direct is not None and scope["type"] == "http" and scope["path"] == "/v1/decide"
-                and scope["method"] == "POST" and not scope.get("root_path")
-                and len(self.user_middleware) == self.own_middleware):
+                and scope["method"] == "POST" and not scope.get("root_path") and self._as_built()):
             scope["app"] = self
             await self.direct(scope, receive, send)
             return

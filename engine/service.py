@@ -261,15 +261,24 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
 
     async def decide_direct(scope: Scope, receive: Receive, send: Send) -> None:
         """:func:`decide` without Starlette's layers (:class:`engine.httpio.DirectService`), doing
-        what they did: a refusal answered as its problem, a crash as a 500 and raised to the server."""
+        what they did: a refusal answered as its problem, a crash as a 500 (unless the answer had
+        begun: then nothing more is sent) and raised to the server."""
+        started = False
+
+        async def tracked(message: Any) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
         try:
-            await decide(scope, receive, send)
+            await decide(scope, receive, tracked)
         except Reject as exc:
             await problem(scope, exc.status, exc.code, exc.message)(scope, receive, send)
         except Exception as exc:
             LOG.exception("internal error", exc_info=exc)
-            with contextlib.suppress(Exception):  # the answer had begun: nothing more can be sent
-                await problem(scope, 500, "internal", "internal error; see the server log")(scope, receive, send)
+            if not started:
+                with contextlib.suppress(Exception):  # the client is gone: the crash is what to report
+                    await problem(scope, 500, "internal", "internal error; see the server log")(scope, receive,
+                                                                                                send)
             raise
 
     async def decide_batch(request: Request) -> Response:
@@ -379,8 +388,7 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
     app.state.policies = state
     app.state.metrics = metrics
     app.add_middleware(AccessLog, metrics=metrics, json_logs=json_logs, log_facts=log_facts)
-    app.direct = AccessLog(decide_direct, metrics, json_logs=json_logs, log_facts=log_facts, route="decide")
-    app.own_middleware = len(app.user_middleware)
+    app.go_direct(AccessLog(decide_direct, metrics, json_logs=json_logs, log_facts=log_facts, route="decide"))
     return app
 
 

@@ -257,3 +257,56 @@ def test_a_root_path_or_another_method_takes_the_usual_way(home: Path) -> None:
     mounted = dict(_scope(path="/api/v1/decide"), root_path="/api")
     status, _, body = asyncio.run(_call(app, mounted, json.dumps(DELIVERY).encode()))
     assert status == 200 and json.loads(body)["outcome"] == "replace"
+
+
+def test_an_exception_handler_or_a_route_added_later_is_not_skipped(home: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """An embedder's own exception handler, or their own route in front of ours, must be what
+    answers POST /v1/decide (review: the direct route ignored both)."""
+    from starlette.routing import Route  # noqa: PLC0415
+
+    from engine.engine import Engine  # noqa: PLC0415
+
+    app = create_app(home, workbench=False, watch_interval=None)
+
+    async def mine(_: Any, __: Exception) -> JSONResponse:
+        return JSONResponse({"mine": True}, status_code=503)
+    app.add_exception_handler(RuntimeError, mine)
+
+    def broken(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("boom")
+    with monkeypatch.context() as patch:
+        patch.setattr(Engine, "decide", broken)
+        status, _, body = asyncio.run(_call(app, _scope(), json.dumps(DELIVERY).encode()))
+    assert (status, json.loads(body)) == (503, {"mine": True})
+
+    fresh = create_app(home, workbench=False, watch_interval=None)
+
+    async def override(_: Any) -> JSONResponse:
+        return JSONResponse({"override": True})
+    fresh.router.routes.insert(0, Route("/v1/decide", override, methods=["POST"]))
+    status, _, body = asyncio.run(_call(fresh, _scope(), json.dumps(DELIVERY).encode()))
+    assert (status, json.loads(body)) == (200, {"override": True})
+
+
+def test_a_crash_after_the_answer_began_sends_nothing_more(home: Path) -> None:
+    """The server's send failing on the body (a client gone): no second response start, and the
+    request stays counted as the 200 it was (review: a 500 was sent after the 200)."""
+    app = create_app(home, workbench=False, watch_interval=None)
+    sent: list[Any] = []
+
+    async def run() -> None:
+        async def receive() -> Any:
+            return {"type": "http.request", "body": json.dumps(DELIVERY).encode(), "more_body": False}
+
+        async def send(message: Any) -> None:
+            sent.append(message)
+            if message["type"] == "http.response.body":
+                raise OSError("the client went away")
+        with pytest.raises(OSError):
+            await app(_scope(), receive, send)
+    asyncio.run(run())
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+    assert sent[0]["status"] == 200
+    metrics = app.state.metrics.render()[0].decode()
+    assert 'route="decide",status="200"' in metrics and 'status="500"' not in metrics
