@@ -119,8 +119,9 @@ def decide_slice(engine: Engine, path: str, ident: tuple[int, int], part: Slice,
         return Diagnostic("file", f"cannot read {path}: {err.strerror or err}")
     if ((st.st_dev, st.st_ino) != ident or len(data) != part.length
             or (data[-1:] != b"\n" and part.offset + part.length != st.st_size)):
-        return Diagnostic("file", f"{path} changed while the batch was reading it (replaced, truncated or "
-                          "rewritten); run the command again on a file that stays as it is")
+        return Diagnostic("file", f"{path} changed while the batch was reading it (replaced, truncated, "
+                          "rewritten, or appended to without ending its last line); run the command again on "
+                          "a file that stays as it is")
     results = [render_line(engine, n, raw, "jsonl", out_fmt, lang, keep)
                for n, raw in jsonl_lines(io.BytesIO(data), part.first) if n > after_line]
     if keep:
