@@ -272,13 +272,14 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
         try:
             await decide(scope, receive, tracked)
         except Reject as exc:
-            await problem(scope, exc.status, exc.code, exc.message)(scope, receive, send)
+            await (await on_reject(scope, exc))(scope, receive, send)
         except Exception as exc:
-            LOG.exception("internal error", exc_info=exc)
-            if not started:
+            if started:  # the answer had begun: nothing more can be sent
+                LOG.exception("internal error", exc_info=exc)
+            else:
+                reply = await on_crash(scope, exc)  # logs it
                 with contextlib.suppress(Exception):  # the client is gone: the crash is what to report
-                    await problem(scope, 500, "internal", "internal error; see the server log")(scope, receive,
-                                                                                                send)
+                    await reply(scope, receive, send)
             raise
 
     async def decide_batch(request: Request) -> Response:
@@ -342,11 +343,11 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
     async def spec_doc(_: Request) -> Response:
         return JSONResponse(spec)
 
-    async def on_reject(request: Request, exc: Exception) -> Response:
+    async def on_reject(request: Request | Scope, exc: Exception) -> Response:
         assert isinstance(exc, Reject)
         return problem(request, exc.status, exc.code, exc.message)
 
-    async def on_crash(request: Request, exc: Exception) -> Response:
+    async def on_crash(request: Request | Scope, exc: Exception) -> Response:
         if isinstance(exc, ClientDisconnect):  # nobody is left to answer; not an error of ours
             LOG.info("client disconnected before its answer")
             return problem(request, 400, "client_disconnect", "the client went away")
