@@ -51,6 +51,26 @@ async def _call(app: Any, scope: dict[str, Any], body: bytes) -> tuple[int, list
     return sent[0]["status"], sent[0]["headers"], body_out
 
 
+def _raising_call(app: Any, raised: type[BaseException], failing_body: Exception | None = None) -> list[Any]:
+    """The messages ``app`` sends for DELIVERY, which must end by raising ``raised`` to the server;
+    with ``failing_body``, the server's send raises it on the response body (a client gone)."""
+    sent: list[Any] = []
+
+    async def receive() -> Any:
+        return {"type": "http.request", "body": json.dumps(DELIVERY).encode(), "more_body": False}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+        if failing_body is not None and message["type"] == "http.response.body":
+            raise failing_body
+
+    async def run() -> None:
+        with pytest.raises(raised):
+            await app(_scope(), receive, send)
+    asyncio.run(run())
+    return sent
+
+
 @pytest.fixture()
 def home(tmp_path: Path) -> Path:
     shutil.copytree(POLICIES / "itellum", tmp_path / "policies" / "itellum")
@@ -231,17 +251,7 @@ def test_the_direct_route_answers_refusals_and_crashes_as_the_stack_did(home: Pa
     def broken(*_: Any, **__: Any) -> Any:
         raise RuntimeError("secret internal detail")
     monkeypatch.setattr(Engine, "decide", broken)
-    sent: list[Any] = []
-
-    async def run() -> None:
-        async def receive() -> Any:
-            return {"type": "http.request", "body": json.dumps(DELIVERY).encode(), "more_body": False}
-
-        async def send(message: Any) -> None:
-            sent.append(message)
-        with pytest.raises(RuntimeError):
-            await app(_scope(), receive, send)
-    asyncio.run(run())
+    sent = _raising_call(app, RuntimeError)
     assert sent[0]["status"] == 500
     text = b"".join(m.get("body", b"") for m in sent[1:]).decode()
     assert json.loads(text)["code"] == "internal" and "secret" not in text
@@ -293,19 +303,7 @@ def test_a_crash_after_the_answer_began_sends_nothing_more(home: Path) -> None:
     """The server's send failing on the body (a client gone): no second response start, and the
     request stays counted as the 200 it was (review: a 500 was sent after the 200)."""
     app = create_app(home, workbench=False, watch_interval=None)
-    sent: list[Any] = []
-
-    async def run() -> None:
-        async def receive() -> Any:
-            return {"type": "http.request", "body": json.dumps(DELIVERY).encode(), "more_body": False}
-
-        async def send(message: Any) -> None:
-            sent.append(message)
-            if message["type"] == "http.response.body":
-                raise OSError("the client went away")
-        with pytest.raises(OSError):
-            await app(_scope(), receive, send)
-    asyncio.run(run())
+    sent = _raising_call(app, OSError, failing_body=OSError("the client went away"))
     assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
     assert sent[0]["status"] == 200
     metrics = app.state.metrics.render()[0].decode()
