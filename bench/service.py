@@ -1,6 +1,6 @@
 """Service throughput: ``clause serve`` (without and with a decision log) against a trivial endpoint.
 
-    python bench/service.py                          # concurrency 1, 8, 32; 4 s each; 3 rounds
+    python bench/service.py                          # concurrency 1, 8, 32; 2 s each; 5 rounds
     python bench/service.py --concurrency 8 --seconds 2 --rounds 1
     python bench/service.py --cases benchmark        # bench/compare.py's 10-rule policy instead
 
@@ -9,8 +9,10 @@ The yardstick is a Starlette endpoint on the same uvicorn settings as
 floor of this stack. Each server runs as its own process on 127.0.0.1; the
 load comes from this process: C keep-alive connections, each sending the
 next generated Itellum case as soon as the previous answer arrived. Rounds
-interleave the servers and the best round is kept, so a noisy machine
-still gives a usable ratio. Every answer's status is checked (a 5xx or a
+interleave the servers; each round gives each server's ratio to the
+trivial endpoint measured just before it, and the median of those paired
+ratios is reported (with the best requests/s), so a machine whose speed
+drifts between rounds still gives a stable ratio. Every answer's status is checked (a 5xx or a
 refused case is an error, not a figure); with ``--log``, the log's record
 count is compared with the answers given. On Linux it also prints the
 server's CPU time per request (all its threads, from /proc): a figure the
@@ -27,6 +29,7 @@ import os
 import platform
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -145,8 +148,8 @@ def _logged(log: Path) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--concurrency", default="1,8,32")
-    parser.add_argument("--seconds", type=float, default=4.0)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--cases", choices=["itellum", "benchmark"], default="itellum",
                         help="itellum: the bundled Itellum policy's five kinds (the default); benchmark: "
                              "bench/compare.py's 10-rule policy and cases")
@@ -159,6 +162,7 @@ def main() -> None:
     levels = [int(c) for c in opts.concurrency.split(",")]
     names = ["trivial endpoint", "clause serve (no log)", "clause serve --log"]
     best: dict[tuple[str, int], float] = {}
+    ratios: dict[tuple[str, int], list[float]] = {}
     cpu: dict[tuple[str, int], float] = {}
     with tempfile.TemporaryDirectory(prefix="clause-bench-service-") as tmp:
         policies = None
@@ -176,6 +180,9 @@ def main() -> None:
                         proc, port, _ = servers[name]
                         rate, used = _measured(proc, port, bodies, level, opts.seconds)
                         best[(name, level)] = max(best.get((name, level), 0.0), rate)
+                        if name == names[0]:
+                            anchor = rate
+                        ratios.setdefault((name, level), []).append(rate / anchor)
                         if used is not None:
                             cpu[(name, level)] = min(cpu.get((name, level), used), used)
             for name, (_, _, log) in servers.items():
@@ -187,12 +194,15 @@ def main() -> None:
                 proc.wait(timeout=30)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores "
-          f"(load {load:.2f} after the run); best of {opts.rounds} rounds of {opts.seconds:g} s; "
+          f"(load {load:.2f} after the run); {opts.rounds} rounds of {opts.seconds:g} s; "
           f"{opts.cases} cases; the client runs on the same machine")
+    print("best requests/s of the rounds; × trivial: the median over the rounds of the ratio to the trivial "
+          "endpoint's run just before (every round's ratios in brackets)")
     print(f"{'server':<24}" + "".join(f"{f'c={c} req/s':>14}{'× trivial':>11}" for c in levels))
     for name in names:
-        print(f"{name:<24}" + "".join(f"{best[(name, c)]:>14,.0f}{best[(name, c)] / best[('trivial endpoint', c)]:>11.2f}"
-                                      for c in levels))
+        print(f"{name:<24}" + "".join(f"{best[(name, c)]:>14,.0f}{statistics.median(ratios[(name, c)]):>11.2f}"
+                                      for c in levels)
+              + "   [" + "; ".join(" ".join(f"{r:.2f}" for r in ratios[(name, c)]) for c in levels) + "]")
     if len(cpu) == len(best):  # Linux: what each request cost the server, whatever the client's share
         print("\nserver CPU per request (all its threads; least of the rounds), and the trivial endpoint's "
               "CPU per request divided by it")
