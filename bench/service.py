@@ -15,7 +15,7 @@ ratios is reported (with the best requests/s), so a machine whose speed
 drifts between rounds still gives a stable ratio. Every answer's status is checked (a 5xx or a
 refused case is an error, not a figure); with ``--log``, the log's record
 count is compared with the answers given. On Linux it also prints the
-server's CPU time per request (all its threads, from /proc): a figure the
+server's CPU time per request (all its threads and its log writer process, from /proc): a figure the
 client's share of the machine does not move as much as requests/s. Not a
 test: nothing asserts a speed.
 """
@@ -121,12 +121,23 @@ async def _load(port: int, bodies: list[bytes], concurrency: int, seconds: float
 
 
 def _cpu_seconds(pid: int) -> float | None:
-    """The server process's CPU time so far (all its threads), where /proc tells it."""
+    """The server's CPU time so far: its process (all threads) and its children (the log's writer
+    process), where /proc tells it."""
+    def used(fields: list[str]) -> float:
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total = used(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split())
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        if int(fields[1]) == pid:
+            total += used(fields)
+    return total
 
 
 def _measured(proc: subprocess.Popen[bytes], port: int, bodies: list[bytes], level: int,
@@ -204,7 +215,7 @@ def main() -> None:
                                       for c in levels)
               + "   [" + "; ".join(" ".join(f"{r:.2f}" for r in ratios[(name, c)]) for c in levels) + "]")
     if len(cpu) == len(best):  # Linux: what each request cost the server, whatever the client's share
-        print("\nserver CPU per request (all its threads; least of the rounds), and the trivial endpoint's "
+        print("\nserver CPU per request (all its threads and child processes; least of the rounds), and the trivial endpoint's "
               "CPU per request divided by it")
         print(f"{'server':<24}" + "".join(f"{f'c={c} µs':>14}{'trivial ÷':>11}" for c in levels))
         for name in names:

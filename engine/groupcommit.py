@@ -39,6 +39,24 @@ class LogTimeout(TimeoutError):
     """The writer did not commit a request's records in time (the log is stalled); nothing was answered."""
 
 
+class LogBusy(Exception):
+    """The log could not take a request's records now (locked, unreachable, its writer gone): retry."""
+
+
+class LogFailed(Exception):
+    """The log refused a request's records for another reason (reported as the server's own error)."""
+
+
+def is_busy(err: BaseException) -> bool:
+    """A log write that failed because the database is locked, busy or unreachable (retryable)."""
+    import sqlite3  # noqa: PLC0415
+
+    if isinstance(err, (sqlite3.OperationalError, TimeoutError, LogBusy)):  # TimeoutError: the writer stalled
+        return True
+    return type(err).__module__.split(".")[0] in ("psycopg", "psycopg2") and type(err).__name__ in (
+        "OperationalError", "LockNotAvailable", "QueryCanceled", "SerializationFailure", "DeadlockDetected")
+
+
 class GroupCommitter:
     """One writer thread in front of a :class:`engine.log.DecisionLog` (or anything with ``write_many``)."""
 
@@ -80,7 +98,7 @@ class GroupCommitter:
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
         self._queue.put((items, origin, lang, (loop, waiter)))
-        timer = loop.call_later(timeout, _expire, waiter, timeout)
+        timer = loop.call_later(timeout, expire_waiter, waiter, timeout)
         try:
             await waiter
         finally:
@@ -191,7 +209,7 @@ def _answer(futures: list[asyncio.Future[None]], error: BaseException | None) ->
                 future.set_exception(error)
 
 
-def _expire(waiter: asyncio.Future[None], timeout: float) -> None:
+def expire_waiter(waiter: asyncio.Future[None], timeout: float) -> None:
     """A loop's waiter still unanswered after ``timeout``: the log is stalled."""
     if not waiter.done():
         waiter.set_exception(LogTimeout(_late(timeout)))

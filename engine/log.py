@@ -97,11 +97,37 @@ class Record:
     lang: str
 
 
+def policy_columns(policy: Policy) -> tuple[str, str, str, str, str, str]:
+    """A policy's row in the ``policies`` table: the text as compiled, not as the file is now
+    (it may have been edited since)."""
+    return (policy.digest, policy.vendor, policy.version, policy.text, policy.source_file, policy.source_text)
+
+
+def decision_rows(items: list[tuple[Any, Decision | dict[str, Any], Policy]], origin: str,
+                  lang: str) -> tuple[list[tuple[Any, ...]], list[tuple[str, ...]]]:
+    """The ``decisions`` rows of ``(case, decision, policy)`` items (a case given as text is kept as
+    is, a decision as a dict is written as is), and the rows of their policies, each once."""
+    from engine import __version__  # noqa: PLC0415
+
+    now = datetime.now(timezone.utc).isoformat()
+    values, policies = [], {}
+    for case, decision, policy in items:
+        d = decision if isinstance(decision, dict) else decision.to_dict()
+        values.append((now, origin, d["case_id"], d["vendor"], d["kind"], d["outcome"], policy.version,
+                       policy.digest, __version__, lang, case if isinstance(case, str) else exact_json(case),
+                       decision_json(d)))
+        if policy.digest not in policies:
+            policies[policy.digest] = policy_columns(policy)
+    return values, list(policies.values())
+
+
 class DecisionLog:
     """A decision log on SQLite or PostgreSQL; safe to share between threads."""
 
     def __init__(self, target: str, *, read_only: bool = False) -> None:
         self.target = target
+        # Another process can open the same log (not one in memory, not one opened read-only).
+        self.shareable = not read_only and target not in ("", ":memory:") and "mode=memory" not in target
         self._lock = threading.Lock()
         self._known: set[str] = set()
         self._copy = False
@@ -169,41 +195,39 @@ class DecisionLog:
         """``text`` with ``?`` placeholders in the driver's style."""
         return self._sql(text)
 
-    def _remember_policy(self, cur: Any, policy: Policy, added: set[str]) -> None:
-        """Store the policy's text once; ``added`` collects digests to trust after the commit."""
-        if policy.digest in self._known or policy.digest in added:
+    def _remember_policy(self, cur: Any, row: tuple[str, ...], added: set[str]) -> None:
+        """Store a policy's row (:func:`policy_columns`) once; ``added`` collects digests to trust after the commit."""
+        digest = row[0]
+        if digest in self._known or digest in added:
             return
-        cur.execute(self._sql("SELECT 1 FROM policies WHERE digest = ?"), (policy.digest,))
+        cur.execute(self._sql("SELECT 1 FROM policies WHERE digest = ?"), (digest,))
         if cur.fetchone() is None:
-            # The text as compiled, not as the file is now (it may have been edited since).
-            cur.execute(self._sql("INSERT INTO policies VALUES (?, ?, ?, ?, ?, ?)"),
-                        (policy.digest, policy.vendor, policy.version, policy.text, policy.source_file,
-                         policy.source_text))
-        added.add(policy.digest)
+            cur.execute(self._sql("INSERT INTO policies VALUES (?, ?, ?, ?, ?, ?)"), row)
+        added.add(digest)
 
     def write_many(self, items: list[tuple[dict[str, Any], Decision | dict[str, Any], Policy]], origin: str,
                    lang: str = "en", then: Callable[[Any, list[int]], None] | None = None) -> list[int]:
         """Record decisions in one transaction (all of them, or none); return their record ids.
 
         ``then(cursor, ids)`` runs inside the same transaction (the batch
-        progress is committed with its decisions). A policy digest is taken
-        as stored only once the transaction commits: a write that fails must
-        not leave later decisions pointing at a policy row that was rolled
-        back (issue 9, item 1).
+        progress is committed with its decisions).
         """
-        from engine import __version__  # noqa: PLC0415
+        values, policies = decision_rows(items, origin, lang)
+        return self.write_rows(values, policies, then)
 
-        now = datetime.now(timezone.utc).isoformat()
-        rows = [(case if isinstance(case, str) else exact_json(case),
-                 decision if isinstance(decision, dict) else decision.to_dict(), policy)
-                for case, decision, policy in items]
+    def write_rows(self, values: list[tuple[Any, ...]], policies: list[tuple[str, ...]],
+                   then: Callable[[Any, list[int]], None] | None = None) -> list[int]:
+        """Write :func:`decision_rows`' rows in one transaction; return their record ids.
+
+        A policy digest is taken as stored only once the transaction
+        commits: a write that fails must not leave later decisions pointing
+        at a policy row that was rolled back (issue 9, item 1).
+        """
         added: set[str] = set()
         ids: list[int] = []
-        values = [(now, origin, d["case_id"], d["vendor"], d["kind"], d["outcome"], policy.version,
-                   policy.digest, __version__, lang, case_json, decision_json(d)) for case_json, d, policy in rows]
         with self._transaction() as cur:
-            for _, _, policy in rows:
-                self._remember_policy(cur, policy, added)
+            for row in policies:
+                self._remember_policy(cur, row, added)
             if self._copy and len(values) >= COPY_FROM:
                 ids = self._copy_decisions(cur, values)
             elif self._mark == "?":

@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import hmac
 import logging
+import os
 import threading
 import time
 from http import HTTPStatus
@@ -52,9 +53,10 @@ from engine.accesslog import AccessLog, enable_json_lines
 from engine.engine import Engine, policy_files
 from engine.errors import Diagnostic, EngineError
 from engine.factschema import facts_schema
-from engine.groupcommit import GroupCommitter
+from engine.groupcommit import GroupCommitter, is_busy
 from engine.httpio import BodyReader, DirectService, Receive, Reject, Scope, Send, asgi_endpoint, send_json
 from engine.log import DecisionLog
+from engine.logprocess import ProcessCommitter
 from engine.metrics import Metrics
 from engine.policyset import PolicySet
 from engine.openapi import MAX_BATCH, openapi
@@ -80,20 +82,23 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
                max_body: int = MAX_BODY, watch_interval: float | None = 1.0,
                body_timeout: float = BODY_TIMEOUT, allow_reload: bool = False,
                reload_token: str | None = None, workbench: bool = True, json_logs: bool = False,
-               log_facts: bool = False, owns_log: bool = False) -> Starlette:
+               log_facts: bool = False, owns_log: bool = False, log_writer: str = "process") -> Starlette:
     """The ASGI application (also usable with any ASGI server or test client).
 
     ``workbench`` adds the web page at ``/``, ``/docs`` and their endpoints
     (:mod:`engine.workbench`). ``json_logs`` writes one JSON line per
     request (with the case's facts only if ``log_facts``). With
     ``owns_log`` the application closes ``log`` when it shuts down, after
-    the requests in flight have been answered.
+    the requests in flight have been answered. ``log_writer``: ``process``
+    commits the log's groups in a child process (:mod:`engine.logprocess`;
+    a log in memory, or an object that is not a :class:`DecisionLog`,
+    falls back to the thread), ``thread`` in a thread of this process
+    (:mod:`engine.groupcommit`).
     """
     metrics = Metrics()
     tracer = _tracer()
     state = PolicySet(policies, matcher, metrics)
-    writer = None if log is None else GroupCommitter(
-        log, on_commit=lambda seconds, _n: metrics.log_write_seconds.observe(seconds))
+    writer = _log_writer(log, log_writer, lambda seconds, _n: metrics.log_write_seconds.observe(seconds))
     if writer is not None:
         metrics.log_queue.set_function(writer.pending)
     stop = threading.Event()
@@ -146,7 +151,7 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
 
     def unavailable(count: int, err: Exception) -> list[dict[str, Any]]:
         """The answer for decisions the log could not take: not given (so none is lost), retry."""
-        if not _log_busy(err):
+        if not is_busy(err):
             raise err
         LOG.warning("%d decision(s) not logged, not answered: %s", count, err)
         return [Diagnostic("log_unavailable", "the decision log is busy or unavailable "
@@ -415,6 +420,20 @@ def app_from_env() -> Starlette:
         raise
 
 
+def _log_writer(log: Any, kind: str, on_commit: Any) -> GroupCommitter | ProcessCommitter | None:
+    """The group committer in front of ``log`` (see :func:`create_app`'s ``log_writer``)."""
+    if kind not in ("process", "thread"):
+        raise ValueError(f"log_writer must be 'process' or 'thread', not {kind!r}")
+    if log is None:
+        return None
+    if kind == "process" and isinstance(log, DecisionLog) and log.shareable and os.name == "posix":
+        try:
+            return ProcessCommitter(log, on_commit=on_commit)
+        except OSError as err:  # no interpreter to start (an embedded Python): the thread still works
+            LOG.warning("decision log writer process not started (%s); writing from a thread", err)
+    return GroupCommitter(log, on_commit=on_commit)
+
+
 def _tracer() -> Any:
     """An OpenTelemetry tracer when the optional ``otel`` extra is installed, else None (no cost)."""
     try:
@@ -422,16 +441,6 @@ def _tracer() -> Any:
     except ImportError:
         return None
     return trace.get_tracer("clause", __version__)
-
-
-def _log_busy(err: Exception) -> bool:
-    """A log write that failed because the database is locked, busy or unreachable (retryable)."""
-    import sqlite3  # noqa: PLC0415
-
-    if isinstance(err, (sqlite3.OperationalError, TimeoutError)):  # TimeoutError: the writer stalled
-        return True
-    return type(err).__module__.split(".")[0] in ("psycopg", "psycopg2") and type(err).__name__ in (
-        "OperationalError", "LockNotAvailable", "QueryCanceled", "SerializationFailure", "DeadlockDetected")
 
 
 def _reload_refusal(request: Request, allowed: bool, token: str | None) -> Response | None:

@@ -1,0 +1,314 @@
+"""The decision log's writer process (engine/logprocess.py): grouped, acknowledged, never losing an answer."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine import Engine
+from engine.groupcommit import LogBusy, LogFailed, LogTimeout, is_busy
+from engine.log import DecisionLog
+from engine.logprocess import ProcessCommitter, frame, unframe
+
+ROOT = Path(__file__).resolve().parents[1]
+CASE = {"id": "C", "vendor": "itellum", "kind": "delivery", "as_of": "2025-02-14",
+        "facts": {"defect_at_delivery": True}}
+
+
+@pytest.fixture(scope="module")
+def item() -> Any:
+    engine = Engine.load(ROOT / "policies")
+    decision = engine.decide(CASE)
+    return CASE, decision.to_dict(), engine.policy_by_digest(decision.vendor, decision.policy["digest"])
+
+
+def rows(item: Any, case_id: str) -> list[Any]:
+    case, data, policy = item
+    return [({**case, "id": case_id}, {**data, "case_id": case_id}, policy)]
+
+
+def logged(path: Path) -> list[str]:
+    with sqlite3.connect(path) as conn:
+        return [r[0] for r in conn.execute("SELECT case_id FROM decisions ORDER BY id")]
+
+
+def test_frames_come_out_whole_and_a_partial_frame_waits() -> None:
+    data = frame((1, [("a", None)], [])) + frame(("acks", [(2, (True, "busy"))], [(0.5, 3)]))
+    buffer = bytearray(data[:-3])
+    assert unframe(buffer) == [(1, [("a", None)], [])]
+    buffer += data[-3:]
+    assert unframe(buffer) == [("acks", [(2, (True, "busy"))], [(0.5, 3)])] and not buffer
+
+
+def test_concurrent_writes_are_committed_in_shared_transactions(tmp_path: Path, item: Any) -> None:
+    log = DecisionLog(str(tmp_path / "d.sqlite3"))
+    commits: list[int] = []
+    writer = ProcessCommitter(log, on_commit=lambda _s, n: commits.append(n))
+
+    async def main() -> None:
+        await asyncio.gather(*(writer.write_many_async(rows(item, f"R{k}"), "serve") for k in range(40)))
+
+    try:
+        asyncio.run(main())
+        assert sorted(logged(tmp_path / "d.sqlite3")) == sorted(f"R{k}" for k in range(40))
+        assert sum(commits) == 40 and len(commits) < 40  # grouped: one fsync for many requests
+        record = next(r for r in log.records() if r.decision["case_id"] == "R7")
+        assert record.origin == "serve" and record.case["id"] == "R7" and record.decision["case_id"] == "R7"
+    finally:
+        writer.close()
+        log.close()
+
+
+def test_no_write_is_acknowledged_before_its_transaction_commits(tmp_path: Path, item: Any) -> None:
+    path = tmp_path / "d.sqlite3"
+    log = DecisionLog(str(path))
+    writer = ProcessCommitter(log)
+    blocker = sqlite3.connect(path, isolation_level=None)
+
+    async def main() -> None:
+        await writer.write_many_async(rows(item, "first"), "serve")
+        blocker.execute("BEGIN IMMEDIATE")  # the writer's transaction must wait for this lock
+        pending = asyncio.ensure_future(writer.write_many_async(rows(item, "second"), "serve"))
+        await asyncio.sleep(0.5)
+        assert not pending.done()  # not acknowledged (so not answered) while it cannot commit
+        blocker.execute("COMMIT")
+        await pending
+
+    try:
+        asyncio.run(main())
+        assert logged(path) == ["first", "second"]
+    finally:
+        blocker.close()
+        writer.close()
+        log.close()
+
+
+def test_a_refused_request_fails_alone_and_its_neighbours_are_committed(tmp_path: Path, item: Any) -> None:
+    path = tmp_path / "d.sqlite3"
+    log = DecisionLog(str(path))
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON decisions WHEN NEW.case_id = 'bad' "
+                     "BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END")
+    writer = ProcessCommitter(log)
+
+    async def main() -> list[Any]:
+        return await asyncio.gather(*(writer.write_many_async(rows(item, name), "serve")
+                                      for name in ("ok1", "bad", "ok2")), return_exceptions=True)
+
+    try:
+        results = asyncio.run(main())
+        assert results[0] is None and results[2] is None
+        assert isinstance(results[1], LogFailed) and "refused by a trigger" in str(results[1])
+        assert not is_busy(results[1])  # a refusal is the server's error, not "retry later"
+        assert sorted(logged(path)) == ["ok1", "ok2"]
+    finally:
+        writer.close()
+        log.close()
+
+
+def child_of(writer: ProcessCommitter) -> subprocess.Popen[bytes]:
+    assert writer._child is not None
+    return writer._child.proc
+
+
+def test_a_killed_writer_fails_its_waiters_as_busy_and_the_next_write_starts_a_new_one(
+        tmp_path: Path, item: Any) -> None:
+    path = tmp_path / "d.sqlite3"
+    log = DecisionLog(str(path))
+    writer = ProcessCommitter(log)
+
+    async def main() -> None:
+        await writer.write_many_async(rows(item, "before"), "serve")
+        first = child_of(writer)
+        os.kill(first.pid, signal.SIGSTOP)  # it holds the next requests without committing them
+        waiting = [asyncio.ensure_future(writer.write_many_async(rows(item, f"held{k}"), "serve"))
+                   for k in range(3)]
+        await asyncio.sleep(0.2)
+        assert writer.pending() == 3 and not any(w.done() for w in waiting)
+        os.kill(first.pid, signal.SIGKILL)
+        for outcome in await asyncio.gather(*waiting, return_exceptions=True):
+            assert isinstance(outcome, LogBusy) and is_busy(outcome)
+        await writer.write_many_async(rows(item, "after"), "serve")
+        assert child_of(writer).pid != first.pid
+
+    try:
+        asyncio.run(main())
+        assert logged(path) == ["before", "after"]  # nothing held was answered, so nothing answered is missing
+    finally:
+        writer.close()
+        log.close()
+
+
+def test_a_stalled_writer_times_out_and_recovers(tmp_path: Path, item: Any) -> None:
+    path = tmp_path / "d.sqlite3"
+    log = DecisionLog(str(path))
+    writer = ProcessCommitter(log)
+
+    async def main() -> None:
+        await writer.write_many_async(rows(item, "first"), "serve")
+        pid = child_of(writer).pid
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            with pytest.raises(LogTimeout):
+                await writer.write_many_async(rows(item, "late"), "serve", timeout=0.3)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        await writer.write_many_async(rows(item, "next"), "serve")
+        assert writer.pending() == 0
+
+    try:
+        asyncio.run(main())
+        # The late record was committed after its request gave up (it was not answered: no harm).
+        assert logged(path) == ["first", "late", "next"]
+    finally:
+        writer.close()
+        log.close()
+
+
+def test_the_writer_ignores_sigint_and_commits_what_it_was_sent_before_closing(tmp_path: Path, item: Any) -> None:
+    path = tmp_path / "d.sqlite3"
+    log = DecisionLog(str(path))
+    writer = ProcessCommitter(log)
+    proc = child_of(writer)
+
+    async def main() -> None:
+        await writer.write_many_async(rows(item, "one"), "serve")
+        os.kill(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
+        os.kill(proc.pid, signal.SIGTERM)
+        await writer.write_many_async(rows(item, "two"), "serve")
+
+    asyncio.run(main())
+    writer.close()
+    assert proc.returncode == 0 and logged(path) == ["one", "two"]
+    with pytest.raises(RuntimeError, match="closed"):
+        asyncio.run(writer.write_many_async(rows(item, "three"), "serve"))
+    log.close()
+
+
+def test_a_log_the_writer_cannot_open_is_busy_not_a_crash(tmp_path: Path, item: Any) -> None:
+    class Elsewhere:
+        target = str(tmp_path / "no-such-folder" / "d.sqlite3")
+
+    writer = ProcessCommitter(Elsewhere())  # type: ignore[arg-type]
+    try:
+        with pytest.raises(LogBusy, match="cannot open the decision log"):
+            asyncio.run(writer.write_many_async(rows(item, "x"), "serve", timeout=30))
+    finally:
+        writer.close()
+
+
+def test_writes_from_threads_go_through_the_loop_that_holds_the_writer(tmp_path: Path, item: Any) -> None:
+    path = tmp_path / "d.sqlite3"
+    log = DecisionLog(str(path))
+    writer = ProcessCommitter(log)
+
+    async def main() -> None:
+        await writer.write_many_async(rows(item, "loop"), "serve")
+        await asyncio.to_thread(writer.write_many, rows(item, "thread"), "serve")
+
+    try:
+        asyncio.run(main())
+        writer.write_many(rows(item, "no-loop"), "serve")  # the loop has ended: the log's own transaction
+        asyncio.run(writer.write_many_async(rows(item, "new-loop"), "serve"))  # a later loop takes over
+        assert logged(path) == ["loop", "thread", "no-loop", "new-loop"]
+    finally:
+        writer.close()
+        log.close()
+
+
+def test_a_server_killed_with_sigkill_leaves_no_writer_behind(tmp_path: Path) -> None:
+    script = (f"import sys, time; sys.path.insert(0, {str(ROOT)!r})\n"
+              "from engine.log import DecisionLog\nfrom engine.logprocess import ProcessCommitter\n"
+              f"w = ProcessCommitter(DecisionLog({str(tmp_path / 'd.sqlite3')!r}))\n"
+              "print(w._child.proc.pid, flush=True)\ntime.sleep(60)\n")
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+    assert parent.stdout is not None
+    with parent.stdout:
+        child = int(parent.stdout.readline())
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _alive(child):
+        time.sleep(0.05)
+    assert not _alive(child)
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not yet reaped by init, counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_a_server_and_its_writer_killed_under_load_lose_no_answered_decision(tmp_path: Path) -> None:
+    """Issue 11: ``kill -9`` of ``clause serve --log`` (the whole process group) under load."""
+    import http.client  # noqa: PLC0415
+    import json  # noqa: PLC0415
+    import socket  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    path = tmp_path / "d.sqlite3"
+    server = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "serve", "--port", str(port), "--no-workbench",
+                               "--policies", str(ROOT / "policies"), "--log", str(path)],
+                              cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    answered: list[str] = []
+    stop = threading.Event()
+
+    def client(k: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        for n in range(100_000):
+            if stop.is_set():
+                return
+            case_id = f"K{k}-{n}"
+            try:
+                conn.request("POST", "/v1/decide", json.dumps({**CASE, "id": case_id}),
+                             {"Content-Type": "application/json"})
+                reply = conn.getresponse()
+                reply.read()
+            except OSError:
+                return  # the server is gone
+            if reply.status == 200:
+                answered.append(case_id)
+
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        clients = [threading.Thread(target=client, args=(k,)) for k in range(6)]
+        for thread in clients:
+            thread.start()
+        while len(answered) < 300 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.killpg(server.pid, signal.SIGKILL)  # the server and its writer, mid-load
+        server.wait()
+    finally:
+        stop.set()
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+    for thread in clients:
+        thread.join(timeout=15)
+    assert len(answered) >= 300
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        kept = {r[0] for r in conn.execute("SELECT case_id FROM decisions")}
+    assert not set(answered) - kept
