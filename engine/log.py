@@ -103,10 +103,12 @@ def policy_columns(policy: Policy) -> tuple[str, str, str, str, str, str]:
     return (policy.digest, policy.vendor, policy.version, policy.text, policy.source_file, policy.source_text)
 
 
-def decision_rows(items: list[tuple[Any, Decision | dict[str, Any], Policy]], origin: str,
-                  lang: str) -> tuple[list[tuple[Any, ...]], list[tuple[str, ...]]]:
+def decision_rows(items: list[tuple[Any, Decision | dict[str, Any], Policy]], origin: str, lang: str,
+                  known: set[str] | frozenset[str] = frozenset()) -> tuple[list[tuple[Any, ...]],
+                                                                           list[tuple[str, ...]]]:
     """The ``decisions`` rows of ``(case, decision, policy)`` items (a case given as text is kept as
-    is, a decision as a dict is written as is), and the rows of their policies, each once."""
+    is, a decision as a dict is written as is), and the rows of their policies, each once, but for
+    the digests in ``known``."""
     from engine import __version__  # noqa: PLC0415
 
     now = datetime.now(timezone.utc).isoformat()
@@ -116,7 +118,7 @@ def decision_rows(items: list[tuple[Any, Decision | dict[str, Any], Policy]], or
         values.append((now, origin, d["case_id"], d["vendor"], d["kind"], d["outcome"], policy.version,
                        policy.digest, __version__, lang, case if isinstance(case, str) else exact_json(case),
                        decision_json(d)))
-        if policy.digest not in policies:
+        if policy.digest not in policies and policy.digest not in known:
             policies[policy.digest] = policy_columns(policy)
     return values, list(policies.values())
 

@@ -191,8 +191,7 @@ class ProcessCommitter:
         if child is None:  # another event loop holds the child: write from a thread, still durably
             await asyncio.to_thread(self.log.write_many, items, origin, lang)
             return
-        values, policies = decision_rows(items, origin, lang)
-        fresh = [row for row in policies if row[0] not in child.sent]
+        values, fresh = decision_rows(items, origin, lang, child.sent)
         child.sent.update(row[0] for row in fresh)
         seq = next(self._seq)
         waiter = loop.create_future()
@@ -248,7 +247,8 @@ class ProcessCommitter:
             data, child.dead = b"", f"the decision log writer stopped ({err.strerror})"
         if not data:
             code = child.proc.poll()
-            self._fail(child, child.dead or f"the decision log writer stopped (exit status {code})")
+            ended = f" (exit status {code})" if code is not None else ""
+            self._fail(child, child.dead or f"the decision log writer stopped{ended}")
             return
         child.into += data
         for message in unframe(child.into):
@@ -288,7 +288,9 @@ class ProcessCommitter:
         for pipe in (child.proc.stdin, child.proc.stdout):
             if pipe is not None:
                 pipe.close()
-        child.proc.poll()
+        if child.proc.poll() is None:  # its output ended: it is gone or going; reap it now
+            child.proc.kill()
+            child.proc.wait()
 
 
 def _on(loop: asyncio.AbstractEventLoop) -> bool:

@@ -271,19 +271,22 @@ def test_a_server_and_its_writer_killed_under_load_lose_no_answered_decision(tmp
 
     def client(k: int) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        for n in range(100_000):
-            if stop.is_set():
-                return
-            case_id = f"K{k}-{n}"
-            try:
-                conn.request("POST", "/v1/decide", json.dumps({**CASE, "id": case_id}),
-                             {"Content-Type": "application/json"})
-                reply = conn.getresponse()
-                reply.read()
-            except OSError:
-                return  # the server is gone
-            if reply.status == 200:
-                answered.append(case_id)
+        try:
+            for n in range(100_000):
+                if stop.is_set():
+                    return
+                case_id = f"K{k}-{n}"
+                try:
+                    conn.request("POST", "/v1/decide", json.dumps({**CASE, "id": case_id}),
+                                 {"Content-Type": "application/json"})
+                    reply = conn.getresponse()
+                    reply.read()
+                except OSError:
+                    return  # the server is gone
+                if reply.status == 200:
+                    answered.append(case_id)
+        finally:
+            conn.close()
 
     try:
         deadline = time.monotonic() + 30
