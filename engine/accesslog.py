@@ -21,9 +21,9 @@ import json
 import logging
 import re
 import sys
-import time
 import uuid
 from datetime import datetime, timezone
+from time import perf_counter
 from typing import Any, Awaitable, Callable
 
 from engine.metrics import Metrics
@@ -90,25 +90,29 @@ class AccessLog:
         for name, value in scope.get("headers") or ():
             if name == b"x-request-id":
                 sent = value  # the last one, as a dict of the headers kept it
-        text = sent.decode("latin-1") if sent is not None else ""
-        request_id = text if text and _TOKEN.fullmatch(text) else f"{self._prefix}{next(self._count):016x}"
+        if sent is not None and _TOKEN.fullmatch(text := sent.decode("latin-1")):
+            request_id = text
+        else:
+            request_id = f"{self._prefix}{next(self._count):016x}"
         header = (b"x-request-id", request_id.encode())
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         status = 500
-        started = time.perf_counter()
 
-        async def send_with_id(message: Any) -> None:
+        def send_with_id(message: Any) -> Awaitable[None]:
+            # A plain function returning send's awaitable: no coroutine of its own per message.
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message = {**message, "headers": [*message.get("headers", []), header]}
-            await send(message)
+                message = message.copy()  # the app's message stays as it wrote it
+                message["headers"] = [*message.get("headers", ()), header]
+            return send(message)
 
+        started = perf_counter()
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            elapsed = time.perf_counter() - started
+            elapsed = perf_counter() - started
             route = self.route or route_name(scope.get("path", ""))
             method = scope.get("method", "")
             self.metrics.request(route, method if method in _METHODS else "other", status, elapsed)
