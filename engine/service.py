@@ -39,7 +39,7 @@ import threading
 import time
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Awaitable
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -270,10 +270,11 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
         begun: then nothing more is sent) and raised to the server."""
         started = False
 
-        async def tracked(message: Any) -> None:
+        def tracked(message: Any) -> Awaitable[None]:
+            """``send``, noting that the answer began (a plain function: no coroutine per message)."""
             nonlocal started
             started = started or message["type"] == "http.response.start"
-            await send(message)
+            return send(message)
         try:
             await decide(scope, receive, tracked)
         except Reject as exc:
