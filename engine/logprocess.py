@@ -174,7 +174,13 @@ class ProcessCommitter:
         self._seq = itertools.count(1)
         self._lock = threading.RLock()
         self._closed = False
-        self._child: _Child | None = _Child(log.target, max_items)  # started now: imports take ~0.4 s
+        self._child: _Child | None = None  # started by start() or the first write
+
+    def start(self) -> None:
+        """Start the writer process now rather than at the first write (the service's start-up)."""
+        with self._lock:
+            if self._child is None and not self._closed:
+                self._child = _Child(self.log.target, self.max_items)
 
     def pending(self) -> int:
         """Requests waiting for their acknowledgement (the log's queue depth)."""

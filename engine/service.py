@@ -361,6 +361,8 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
         return problem(request, 500, "internal", "internal error; see the server log")
 
     def start() -> None:
+        if isinstance(writer, ProcessCommitter):
+            writer.start()  # before the first request (its imports take ~0.4 s); not when an app is only built
         if watch_interval:
             threading.Thread(target=state.watch, args=(watch_interval, stop), daemon=True,
                              name="clause-policy-watcher").start()

@@ -178,6 +178,7 @@ def test_the_writer_ignores_sigint_and_commits_what_it_was_sent_before_closing(t
     path = tmp_path / "d.sqlite3"
     log = DecisionLog(str(path))
     writer = ProcessCommitter(log)
+    writer.start()
     proc = child_of(writer)
 
     async def main() -> None:
@@ -228,7 +229,7 @@ def test_writes_from_threads_go_through_the_loop_that_holds_the_writer(tmp_path:
 def test_a_server_killed_with_sigkill_leaves_no_writer_behind(tmp_path: Path) -> None:
     script = (f"import sys, time; sys.path.insert(0, {str(ROOT)!r})\n"
               "from engine.log import DecisionLog\nfrom engine.logprocess import ProcessCommitter\n"
-              f"w = ProcessCommitter(DecisionLog({str(tmp_path / 'd.sqlite3')!r}))\n"
+              f"w = ProcessCommitter(DecisionLog({str(tmp_path / 'd.sqlite3')!r}))\nw.start()\n"
               "print(w._child.proc.pid, flush=True)\ntime.sleep(60)\n")
     parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
     assert parent.stdout is not None
@@ -315,3 +316,34 @@ def test_a_server_and_its_writer_killed_under_load_lose_no_answered_decision(tmp
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         kept = {r[0] for r in conn.execute("SELECT case_id FROM decisions")}
     assert not set(answered) - kept
+
+
+def _writers() -> set[int]:
+    """This process's live writer children."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid() and fields[0] != "Z" and b"engine.logprocess" in command:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def test_an_app_starts_its_writer_with_its_lifespan_not_when_it_is_built(tmp_path: Path) -> None:
+    from engine.service import create_app  # noqa: PLC0415
+
+    before = _writers()
+    log = DecisionLog(str(tmp_path / "d.sqlite3"))
+    app = create_app(ROOT / "policies", log=log, watch_interval=None, workbench=False)
+    assert _writers() == before  # building an app (a test, a CLI check) leaves no process behind
+
+    async def main() -> set[int]:
+        async with app.router.lifespan_context(app):
+            return _writers() - before
+
+    started = asyncio.run(main())
+    assert len(started) == 1 and not (_writers() & started)  # the shutdown ended it
+    log.close()
