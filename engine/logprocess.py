@@ -27,9 +27,11 @@ get :class:`LogBusy`, which the service answers 503 — never a decision.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import marshal
 import os
+import select
 import signal
 import struct
 import subprocess
@@ -86,6 +88,8 @@ class _Child:
         self.waiters: dict[int, asyncio.Future[None]] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self.dead: str | None = None
+        self.closed = False  # its pipes are closed: their fd numbers may belong to anything now
+        self.pid = os.getpid()  # the process that started it (a fork must not share its pipes)
 
     def attach(self, loop: asyncio.AbstractEventLoop, readable: Callable[[], None]) -> None:
         self.detach()
@@ -117,7 +121,7 @@ class _Child:
     def release(self) -> None:
         """Send the queued messages, unless a group is still in flight."""
         self.scheduled = False
-        if self.unacked or not self.held:
+        if self.closed or self.unacked or not self.held:
             return
         self.unacked.update(self.held_seqs)
         self.held_seqs.clear()
@@ -131,6 +135,8 @@ class _Child:
             self.release()
 
     def flush(self) -> None:
+        if self.closed:  # a callback left over from before its end: never write to a reused fd
+            return
         try:
             written = os.write(self.sink, self.out) if self.out else 0
         except BlockingIOError:
@@ -146,20 +152,35 @@ class _Child:
                 self.loop.remove_writer(self.sink)
 
     def end(self, wait: float) -> None:
-        """Close its input (it commits what it has, then exits) and wait for it."""
+        """Close its input (it commits what it was sent, then exits) and wait for it, ``wait`` seconds
+        at most: what is left is written without blocking, and the acknowledgements (nobody waits
+        for them now) are read and dropped, so neither side blocks on a full pipe."""
         self.detach()
         self.out += self.held
-        if self.out:
-            os.set_blocking(self.sink, True)
-            try:
-                _write_all(self.sink, bytes(self.out))
-            except OSError:
-                pass
+        self.held.clear()
+        deadline = time.monotonic() + wait
+        poller = select.poll()  # not select(): a busy server's descriptors may be numbered past 1024
+        poller.register(self.source, select.POLLIN)
+        poller.register(self.sink, select.POLLOUT)
+        try:
+            while (left := deadline - time.monotonic()) > 0:
+                if not self.out and not self.proc.stdin.closed:  # type: ignore[union-attr]
+                    poller.unregister(self.sink)
+                    self.proc.stdin.close()  # type: ignore[union-attr]  # its end of input
+                for fd, _ in poller.poll(left * 1000):
+                    with contextlib.suppress(BlockingIOError):
+                        if fd == self.sink:
+                            del self.out[:os.write(self.sink, self.out)]
+                        elif not os.read(self.source, 1 << 16):
+                            raise EOFError  # it has ended
+        except (OSError, EOFError):
+            pass  # gone (or going): nothing more to write or read
+        self.closed = True
         for pipe in (self.proc.stdin, self.proc.stdout):
             if pipe is not None:
                 pipe.close()
         try:
-            self.proc.wait(timeout=wait)
+            self.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
@@ -219,17 +240,23 @@ class ProcessCommitter:
             return
         asyncio.run_coroutine_threadsafe(self.write_many_async(items, origin, lang, timeout), loop).result()
 
-    def close(self) -> None:
-        """Let the child commit what it was sent, then stop it (the log itself is closed by its owner)."""
+    def close(self, wait: float = 60.0) -> None:
+        """Let the child commit what it was sent, then stop it (the log itself is closed by its
+        owner); after ``wait`` seconds (a stalled disk or database), it is killed."""
         with self._lock:
             self._closed, child, self._child = True, self._child, None
         if child is not None:
-            child.end(wait=60)
+            child.end(wait)
 
     def _ready(self, loop: asyncio.AbstractEventLoop) -> _Child | None:
         """The child, attached to ``loop`` (and restarted if it died); None when another loop has it."""
         with self._lock:
             child = self._child
+            if child is not None and child.pid != os.getpid():  # inherited through a fork: not ours
+                child.closed, child.loop = True, None
+                child.proc.stdin.close()  # type: ignore[union-attr]  # our copies only; the parent keeps its own
+                child.proc.stdout.close()  # type: ignore[union-attr]
+                child = self._child = None
             if child is not None and child.dead is not None and child.loop is loop:
                 self._fail(child, child.dead)
                 child = None
@@ -288,6 +315,7 @@ class ProcessCommitter:
                 waiter.set_exception(LogBusy(why))
         child.waiters.clear()
         child.detach()
+        child.closed = True
         with self._lock:
             if self._child is child:
                 self._child = None

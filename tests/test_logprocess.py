@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -256,8 +258,6 @@ def test_a_server_and_its_writer_killed_under_load_lose_no_answered_decision(tmp
     """Issue 11: ``kill -9`` of ``clause serve --log`` (the whole process group) under load."""
     import http.client  # noqa: PLC0415
     import json  # noqa: PLC0415
-    import socket  # noqa: PLC0415
-    import threading  # noqa: PLC0415
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -347,3 +347,108 @@ def test_an_app_starts_its_writer_with_its_lifespan_not_when_it_is_built(tmp_pat
     started = asyncio.run(main())
     assert len(started) == 1 and not (_writers() & started)  # the shutdown ended it
     log.close()
+
+
+def test_a_failed_writer_is_never_written_to_again_even_when_its_descriptor_is_reused(
+        tmp_path: Path, item: Any) -> None:
+    """Review: a release queued before the writer's end was seen wrote the held rows to whatever
+    reused the closed pipe's descriptor number (a new client socket, say)."""
+    log = DecisionLog(str(tmp_path / "d.sqlite3"))
+    writer = ProcessCommitter(log)
+    victim = tmp_path / "victim"
+    opened: list[int] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        await writer.write_many_async(rows(item, "first"), "serve")
+        proc = child_of(writer)
+        proc.kill()
+        proc.wait()  # its end of output is now pending on the loop
+        a, b = socket.socketpair()
+
+        def unrelated() -> None:  # another callback of the same turn opens a file: the lowest free number
+            loop.remove_reader(a)
+            opened.append(os.open(victim, os.O_WRONLY | os.O_CREAT))
+
+        loop.add_reader(a, unrelated)
+        b.send(b"x")
+        # Its step runs in the turn that also sees the writer's end and the unrelated callback,
+        # so its release comes one turn later, after the descriptor was freed and reused.
+        request = asyncio.ensure_future(writer.write_many_async(rows(item, "SECRET"), "serve"))
+        with pytest.raises(LogBusy):
+            await request
+        await asyncio.sleep(0.05)
+        a.close()
+        b.close()
+
+    try:
+        asyncio.run(main())
+        for fd in opened:
+            os.close(fd)
+        assert victim.read_bytes() == b""
+    finally:
+        writer.close()
+        log.close()
+
+
+def test_closing_a_stalled_writer_is_bounded(tmp_path: Path, item: Any) -> None:
+    """Review: with the writer stalled and more queued than a pipe holds, close() blocked for ever."""
+    log = DecisionLog(str(tmp_path / "d.sqlite3"))
+    writer = ProcessCommitter(log)
+
+    async def main() -> None:
+        await writer.write_many_async(rows(item, "first"), "serve")
+        os.kill(child_of(writer).pid, signal.SIGSTOP)
+        big = [({**item[0], "id": f"B{k}", "pad": "x" * 2000}, {**item[1], "case_id": f"B{k}"}, item[2])
+               for k in range(100)]
+        outcomes = await asyncio.gather(*(writer.write_many_async(big[k:k + 1], "serve", timeout=0.5)
+                                          for k in range(100)), return_exceptions=True)
+        assert all(isinstance(o, LogTimeout) for o in outcomes)
+
+    asyncio.run(main())
+    proc = child_of(writer)
+    closer = threading.Thread(target=writer.close, kwargs={"wait": 1.0}, daemon=True)
+    closer.start()
+    closer.join(15)
+    blocked = closer.is_alive()
+    if blocked:
+        os.kill(proc.pid, signal.SIGKILL)  # free the test from the hang it found
+    assert not blocked and proc.returncode is not None
+    log.close()
+
+
+def test_a_forked_process_starts_its_own_writer(tmp_path: Path) -> None:
+    """Review: a fork after the writer started shared its pipes, and each side read the other's
+    acknowledgements (one side's requests then all timed out)."""
+    script = f"""
+import asyncio, os, sys
+sys.path.insert(0, {str(ROOT)!r})
+from engine import Engine
+from engine.log import DecisionLog
+from engine.logprocess import ProcessCommitter
+engine = Engine.load()
+case = {CASE!r}
+decision = engine.decide(case)
+policy = engine.policy_by_digest(decision.vendor, decision.policy["digest"])
+writer = ProcessCommitter(DecisionLog({str(tmp_path / 'd.sqlite3')!r}))
+
+async def write(name, count):
+    await asyncio.gather(*(writer.write_many_async([({{**case, "id": f"{{name}}{{k}}"}},
+                                                     {{**decision.to_dict(), "case_id": f"{{name}}{{k}}"}}, policy)],
+                                                   "serve", timeout=10) for k in range(count)))
+
+asyncio.run(write("before", 1))
+first = writer._child.proc.pid
+pid = os.fork()
+asyncio.run(write("child" if pid == 0 else "parent", 50))
+mine = writer._child.proc.pid
+writer.close()
+if pid == 0:
+    os._exit(0 if mine != first else 3)  # the fork wrote through a writer of its own
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status) or (0 if mine == first else 4))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    names = logged(tmp_path / "d.sqlite3")
+    assert sorted(names) == sorted(["before0"] + [f"{side}{k}" for side in ("child", "parent") for k in range(50)])
