@@ -189,6 +189,13 @@ class DecisionLog:
             if not isinstance(self._conn, sqlite3.Connection):
                 self._conn.rollback()  # leave no transaction open on the server
 
+    def connected(self) -> bool:
+        """False once the connection to a PostgreSQL server is lost (closed or broken): only a new
+        connection can write again. A SQLite file is always at hand."""
+        if isinstance(self._conn, sqlite3.Connection):
+            return True
+        return not self._conn.closed and not getattr(self._conn, "broken", False)
+
     def transaction(self) -> contextlib.AbstractContextManager[Any]:
         """A cursor in one transaction (for tables kept beside the decisions, e.g. batch runs)."""
         return self._transaction()

@@ -409,5 +409,7 @@ def _serve(source: int, sink: int) -> DecisionLog | None:
             timing: list[tuple[float, int]] = []
             results = [r for group in _groups(entries, max_items) for r in _commit(log, group, policies, timing)]
             _write_all(sink, frame(("acks", results, timing)))
+            if not log.connected():  # the server dropped us: a new writer reconnects at the next write
+                return log
         if not data:
             return log

@@ -190,3 +190,51 @@ def test_a_large_batch_goes_through_copy_and_replays(pg_url: str, tmp_path: Path
     log.write(CASE, decision, engine.policy_by_digest("itellum", decision.policy["digest"]), "test")
     assert len(list(log.records())) == n + 1
     log.close()
+
+
+def test_the_service_writer_reconnects_after_the_server_drops_it(pg_url: str) -> None:
+    """Review: a PostgreSQL connection closed by the server left every later request a 503."""
+    import asyncio  # noqa: PLC0415
+
+    import psycopg  # noqa: PLC0415
+
+    from engine.groupcommit import LogBusy  # noqa: PLC0415
+    from engine.logprocess import ProcessCommitter  # noqa: PLC0415
+
+    engine = Engine.load(POLICIES)
+    decision = engine.decide(CASE)
+    policy = engine.policy_by_digest(decision.vendor, decision.policy["digest"])
+    log = DecisionLog(pg_url)
+    writer = ProcessCommitter(log)
+
+    def item(case_id: str) -> list:
+        return [({**CASE, "id": case_id}, {**decision.to_dict(), "case_id": case_id}, policy)]
+
+    async def main() -> list[str]:
+        await writer.write_many_async(item("PG-BEFORE-DROP"), "serve")
+        with psycopg.connect(pg_url, autocommit=True) as admin:  # drop every other session: the writer's too
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        outcomes = []
+        for attempt in range(5):  # a client retries a 503
+            try:
+                await writer.write_many_async(item("PG-AFTER-DROP"), "serve")
+            except LogBusy as err:
+                outcomes.append(f"busy: {err}")
+                continue
+            outcomes.append("ok")
+            break
+        return outcomes
+
+    try:
+        outcomes = asyncio.run(main())
+    finally:
+        writer.close()
+        log.close()
+    assert outcomes[-1] == "ok" and len(outcomes) <= 3, outcomes
+    check = DecisionLog(pg_url)
+    try:
+        ids = {r.decision["case_id"] for r in check.records()}
+    finally:
+        check.close()
+    assert {"PG-BEFORE-DROP", "PG-AFTER-DROP"} <= ids
