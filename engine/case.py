@@ -72,12 +72,17 @@ class Case:
                                    f"id must be a string or a whole number, found {_shown(case_id)}")])
         if type(case_id) is int and abs(case_id) >= MAX_ID:
             raise CaseError([_diag(document, ("id",), "case", "id is too large a number; give it as text")])
+        control = _CONTROL.search(case_id) if type(case_id) is str else None
+        if control:  # an identifier has none, and a PostgreSQL log cannot store U+0000
+            raise CaseError([_diag(document, ("id",), "case", "id must not hold control characters (found "
+                                   f"U+{ord(control.group()):04X} at position {control.start() + 1})")])
         return cls(vendor=data["vendor"], kind=data["kind"],
                    facts=MappingProxyType(dict(data.get("facts") or {})),
                    id=None if case_id is None else str(case_id), as_of=as_of, document=document)
 
 
 MAX_ID = 10**64  # a whole-number case id beyond this is refused (its text would cost time, or fail)
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # Unicode's control characters (category Cc)
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _CASE_KEYS = frozenset({"id", "vendor", "kind", "as_of", "facts"})
 
@@ -112,7 +117,7 @@ def case_head(data: dict[str, Any]) -> tuple[str, str, dict[str, Any], str | Non
         return None
     case_id, as_of = data.get("id"), data.get("as_of")
     if not (case_id is None or (type(case_id) is int and abs(case_id) < MAX_ID)
-            or (type(case_id) is str and case_id.isascii())):
+            or (type(case_id) is str and case_id.isascii() and case_id.isprintable())):
         return None
     if as_of is not None:
         if type(as_of) is not str or not as_of.isascii() or not _ISO_DATE.fullmatch(as_of):

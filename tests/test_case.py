@@ -297,3 +297,17 @@ def test_an_amount_written_with_more_than_64_characters_is_refused(engine: Engin
             "facts": {"equipment_price": "0" * 100 + "1"}}
     (diag,) = [d for d in refused(engine, case) if d.path == "/facts/equipment_price"]
     assert "equipment_price" in diag.message and "number" in diag.message, diag.message
+
+
+@pytest.mark.parametrize(("case_id", "found"), [("a\x00b", "U+0000 at position 2"), ("tab\there", "U+0009 at position 4"),
+                                                ("é\x85", "U+0085 at position 2"), ("x\x7f", "U+007F at position 2")])
+def test_a_case_id_with_control_characters_is_refused_on_the_id(case_id: str, found: str) -> None:
+    """Review: a NUL in the id reached the log, where PostgreSQL refused it (a 500 over HTTP)."""
+    engine = Engine.load()
+    case = {"id": case_id, "vendor": "itellum", "kind": "delivery", "as_of": "2025-02-14",
+            "facts": {"defect_at_delivery": True}}
+    with pytest.raises(CaseError) as caught:
+        engine.decide(case)
+    diag = caught.value.diagnostics[0]
+    assert diag.path == "/id" and "control characters" in diag.message and found in diag.message
+    assert engine.decide({**case, "id": "ok é-1"}).case_id == "ok é-1"
