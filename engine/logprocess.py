@@ -151,6 +151,14 @@ class _Child:
             else:
                 self.loop.remove_writer(self.sink)
 
+    def close_pipes(self) -> None:
+        """Close this process's ends of its pipes, and never write to their descriptors again (the
+        numbers are free for anything the process opens next)."""
+        self.closed = True
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None:
+                pipe.close()
+
     def end(self, wait: float) -> None:
         """Close its input (it commits what it was sent, then exits) and wait for it, ``wait`` seconds
         at most: what is left is written without blocking, and the acknowledgements (nobody waits
@@ -175,10 +183,7 @@ class _Child:
                             raise EOFError  # it has ended
         except (OSError, EOFError):
             pass  # gone (or going): nothing more to write or read
-        self.closed = True
-        for pipe in (self.proc.stdin, self.proc.stdout):
-            if pipe is not None:
-                pipe.close()
+        self.close_pipes()
         try:
             self.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
@@ -253,9 +258,8 @@ class ProcessCommitter:
         with self._lock:
             child = self._child
             if child is not None and child.pid != os.getpid():  # inherited through a fork: not ours
-                child.closed, child.loop = True, None
-                child.proc.stdin.close()  # type: ignore[union-attr]  # our copies only; the parent keeps its own
-                child.proc.stdout.close()  # type: ignore[union-attr]
+                child.loop = None  # not detached: the loop's selector may be the parent's too
+                child.close_pipes()  # our copies only; the parent keeps its own
                 child = self._child = None
             if child is not None and child.dead is not None and child.loop is loop:
                 self._fail(child, child.dead)
@@ -315,13 +319,10 @@ class ProcessCommitter:
                 waiter.set_exception(LogBusy(why))
         child.waiters.clear()
         child.detach()
-        child.closed = True
         with self._lock:
             if self._child is child:
                 self._child = None
-        for pipe in (child.proc.stdin, child.proc.stdout):
-            if pipe is not None:
-                pipe.close()
+        child.close_pipes()
         if child.proc.poll() is None:  # its output ended: it is gone or going; reap it now
             child.proc.kill()
             child.proc.wait()
