@@ -35,6 +35,7 @@ import contextlib
 import hmac
 import logging
 import os
+import sys
 import threading
 import time
 from http import HTTPStatus
@@ -430,10 +431,11 @@ def _log_writer(log: Any, kind: str, on_commit: Any) -> GroupCommitter | Process
     if log is None:
         return None
     if kind == "process" and isinstance(log, DecisionLog) and log.shareable and os.name == "posix":
-        try:
-            return ProcessCommitter(log, on_commit=on_commit)
-        except OSError as err:  # no interpreter to start (an embedded Python): the thread still works
-            LOG.warning("decision log writer process not started (%s); writing from a thread", err)
+        if sys.executable and os.access(sys.executable, os.X_OK):
+            return ProcessCommitter(log, on_commit=on_commit)  # its writer starts with the app's lifespan
+        # An embedded Python may have no interpreter to start: the thread still works.
+        LOG.warning("no Python interpreter (%r) for the decision log's writer process; writing from a thread",
+                    sys.executable)
     return GroupCommitter(log, on_commit=on_commit)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -257,7 +258,6 @@ def _alive(pid: int) -> bool:
 def test_a_server_and_its_writer_killed_under_load_lose_no_answered_decision(tmp_path: Path) -> None:
     """Issue 11: ``kill -9`` of ``clause serve --log`` (the whole process group) under load."""
     import http.client  # noqa: PLC0415
-    import json  # noqa: PLC0415
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -452,3 +452,36 @@ sys.exit(os.waitstatus_to_exitcode(status) or (0 if mine == first else 4))
     assert done.returncode == 0, done.stderr[-2000:]
     names = logged(tmp_path / "d.sqlite3")
     assert sorted(names) == sorted(["before0"] + [f"{side}{k}" for side in ("child", "parent") for k in range(50)])
+
+
+def test_without_an_interpreter_to_start_the_app_logs_from_a_thread(tmp_path: Path, item: Any,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """An embedded Python may have no ``sys.executable``: the writer thread takes over, and says so."""
+    from engine.service import create_app  # noqa: PLC0415
+
+    monkeypatch.setattr(sys, "executable", "")
+    log = DecisionLog(str(tmp_path / "d.sqlite3"))
+    app = create_app(ROOT / "policies", log=log, watch_interval=None, workbench=False)
+    body = json.dumps({**CASE, "id": "THREAD"}).encode()
+    sent: list[Any] = []
+
+    async def main() -> set[int]:
+        async with app.router.lifespan_context(app):
+            scope = {"type": "http", "method": "POST", "path": "/v1/decide", "raw_path": b"/v1/decide",
+                     "query_string": b"", "root_path": "", "headers": [(b"content-type", b"application/json")],
+                     "http_version": "1.1", "scheme": "http", "server": ("t", 80), "client": ("t", 1)}
+            messages = [{"type": "http.request", "body": body}]
+
+            async def receive() -> Any:
+                return messages.pop(0)
+
+            async def send(message: Any) -> None:
+                sent.append(message)
+
+            await app(scope, receive, send)
+            return _writers()
+
+    before = _writers()
+    assert asyncio.run(main()) == before  # no writer process was started
+    log.close()
+    assert sent[0]["status"] == 200 and logged(tmp_path / "d.sqlite3") == ["THREAD"]
