@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import sys
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -25,6 +27,17 @@ def rete_unavailable_reason() -> str | None:
     except MatcherUnavailable as err:
         return err.diagnostics[0].message
     return None
+
+
+def stalled_receive() -> Any:
+    """An ASGI ``receive`` of a client that sends the first byte of its body, then nothing (slowloris)."""
+    parts = [{"type": "http.request", "body": b"{", "more_body": True}]
+
+    async def receive() -> Any:
+        if parts:
+            return parts.pop(0)
+        await asyncio.sleep(3600)
+    return receive
 
 
 RETE_REASON = rete_unavailable_reason()

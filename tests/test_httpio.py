@@ -5,25 +5,15 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from conftest import stalled_receive
 from engine.httpio import BodyReader, Reject
 
 _SCOPE = {"type": "http", "headers": [(b"content-type", b"application/json")]}
 
 
-def _stalled() -> Any:
-    """A client that sends the first byte of its body, then nothing."""
-    parts = [{"type": "http.request", "body": b"{", "more_body": True}]
-
-    async def receive() -> Any:
-        if parts:
-            return parts.pop(0)
-        await asyncio.sleep(3600)
-    return receive
-
-
 async def _status(reader: BodyReader) -> Any:
     try:
-        return await asyncio.wait_for(reader.read(_SCOPE, _stalled()), 2.0)
+        return await asyncio.wait_for(reader.read(_SCOPE, stalled_receive()), 2.0)
     except Reject as err:
         return err.status
     except TimeoutError:

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from conftest import POLICIES
+from conftest import POLICIES, stalled_receive
 from engine.httpio import BodyReader, Reject
 from engine.log import decision_json, exact_json
 from engine.service import create_app
@@ -34,17 +34,6 @@ def _scope(headers: list[tuple[bytes, bytes]] | None = None) -> dict[str, Any]:
             "path": "/v1/decide", "raw_path": b"/v1/decide", "query_string": b"", "root_path": "",
             "headers": headers if headers is not None else [(b"content-type", b"application/json")],
             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
-
-
-def _stalled_receive() -> Any:
-    """A client that sends the first byte of its body, then nothing (slowloris)."""
-    parts = [{"type": "http.request", "body": b"{", "more_body": True}]
-
-    async def receive() -> Any:
-        if parts:
-            return parts.pop(0)
-        await asyncio.sleep(3600)
-    return receive
 
 
 # --- 1. BodyReader: one timer "per event loop" is really one timer per reader -------------------
@@ -67,7 +56,7 @@ def test_a_second_event_loop_does_not_drop_the_first_loops_body_deadlines(tmp_pa
 
         async def run() -> None:
             try:
-                await asyncio.wait_for(app(_scope(), _stalled_receive(), send), 2.0)  # 10x the deadline
+                await asyncio.wait_for(app(_scope(), stalled_receive(), send), 2.0)  # 10x the deadline
             except TimeoutError:
                 pass
         asyncio.run(run())
@@ -104,7 +93,7 @@ def test_body_reader_alone_keeps_deadlines_of_two_loops() -> None:
     def loop_a() -> None:
         async def run() -> Any:
             try:
-                return await asyncio.wait_for(reader.read(_scope(), _stalled_receive()), 2.0)
+                return await asyncio.wait_for(reader.read(_scope(), stalled_receive()), 2.0)
             except Reject as err:
                 return err.status
             except TimeoutError:
@@ -138,7 +127,7 @@ def test_a_shutdown_cancel_that_coincides_with_the_deadline_stays_a_cancellation
     reader = BodyReader(1000, 30.0)
 
     async def run() -> Any:
-        task = asyncio.ensure_future(reader.read(_scope(), _stalled_receive()))
+        task = asyncio.ensure_future(reader.read(_scope(), stalled_receive()))
         await asyncio.sleep(0.01)
         loop = asyncio.get_running_loop()
         state = reader._loops[loop]
