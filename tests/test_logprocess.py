@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,26 @@ def item() -> Any:
     return CASE, decision.to_dict(), engine.policy_by_digest(decision.vendor, decision.policy["digest"])
 
 
+@pytest.fixture()
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "d.sqlite3"
+
+
+@pytest.fixture()
+def log(path: Path) -> Iterator[DecisionLog]:
+    opened = DecisionLog(str(path))
+    yield opened
+    opened.close()
+
+
+@pytest.fixture()
+def writer(log: DecisionLog) -> Iterator[ProcessCommitter]:
+    """A writer over ``log``, closed after the test (closing it again there does nothing)."""
+    committer = ProcessCommitter(log)
+    yield committer
+    committer.close()
+
+
 def rows(item: Any, case_id: str) -> list[Any]:
     case, data, policy = item
     return [({**case, "id": case_id}, {**data, "case_id": case_id}, policy)]
@@ -52,29 +73,23 @@ def test_frames_come_out_whole_and_a_partial_frame_waits() -> None:
     assert unframe(buffer) == [("acks", [(2, (True, "busy"))], [(0.5, 3)])] and not buffer
 
 
-def test_concurrent_writes_are_committed_in_shared_transactions(tmp_path: Path, item: Any) -> None:
-    log = DecisionLog(str(tmp_path / "d.sqlite3"))
+def test_concurrent_writes_are_committed_in_shared_transactions(path: Path, log: DecisionLog,
+                                                                writer: ProcessCommitter, item: Any) -> None:
     commits: list[int] = []
-    writer = ProcessCommitter(log, on_commit=lambda _s, n: commits.append(n))
+    writer.on_commit = lambda _s, n: commits.append(n)
 
     async def main() -> None:
         await asyncio.gather(*(writer.write_many_async(rows(item, f"R{k}"), "serve") for k in range(40)))
 
-    try:
-        asyncio.run(main())
-        assert sorted(logged(tmp_path / "d.sqlite3")) == sorted(f"R{k}" for k in range(40))
-        assert sum(commits) == 40 and len(commits) < 40  # grouped: one fsync for many requests
-        record = next(r for r in log.records() if r.decision["case_id"] == "R7")
-        assert record.origin == "serve" and record.case["id"] == "R7" and record.decision["case_id"] == "R7"
-    finally:
-        writer.close()
-        log.close()
+    asyncio.run(main())
+    assert sorted(logged(path)) == sorted(f"R{k}" for k in range(40))
+    assert sum(commits) == 40 and len(commits) < 40  # grouped: one fsync for many requests
+    record = next(r for r in log.records() if r.decision["case_id"] == "R7")
+    assert record.origin == "serve" and record.case["id"] == "R7" and record.decision["case_id"] == "R7"
 
 
-def test_no_write_is_acknowledged_before_its_transaction_commits(tmp_path: Path, item: Any) -> None:
-    path = tmp_path / "d.sqlite3"
-    log = DecisionLog(str(path))
-    writer = ProcessCommitter(log)
+def test_no_write_is_acknowledged_before_its_transaction_commits(path: Path, writer: ProcessCommitter,
+                                                                 item: Any) -> None:
     blocker = sqlite3.connect(path, isolation_level=None)
 
     async def main() -> None:
@@ -91,31 +106,23 @@ def test_no_write_is_acknowledged_before_its_transaction_commits(tmp_path: Path,
         assert logged(path) == ["first", "second"]
     finally:
         blocker.close()
-        writer.close()
-        log.close()
 
 
-def test_a_refused_request_fails_alone_and_its_neighbours_are_committed(tmp_path: Path, item: Any) -> None:
-    path = tmp_path / "d.sqlite3"
-    log = DecisionLog(str(path))
-    with sqlite3.connect(path) as conn:
+def test_a_refused_request_fails_alone_and_its_neighbours_are_committed(path: Path, writer: ProcessCommitter,
+                                                                         item: Any) -> None:
+    with sqlite3.connect(path) as conn:  # before the writer's first write, which starts it
         conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON decisions WHEN NEW.case_id = 'bad' "
                      "BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END")
-    writer = ProcessCommitter(log)
 
     async def main() -> list[Any]:
         return await asyncio.gather(*(writer.write_many_async(rows(item, name), "serve")
                                       for name in ("ok1", "bad", "ok2")), return_exceptions=True)
 
-    try:
-        results = asyncio.run(main())
-        assert results[0] is None and results[2] is None
-        assert isinstance(results[1], LogFailed) and "refused by a trigger" in str(results[1])
-        assert not is_busy(results[1])  # a refusal is the server's error, not "retry later"
-        assert sorted(logged(path)) == ["ok1", "ok2"]
-    finally:
-        writer.close()
-        log.close()
+    results = asyncio.run(main())
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], LogFailed) and "refused by a trigger" in str(results[1])
+    assert not is_busy(results[1])  # a refusal is the server's error, not "retry later"
+    assert sorted(logged(path)) == ["ok1", "ok2"]
 
 
 def child_of(writer: ProcessCommitter) -> subprocess.Popen[bytes]:
@@ -124,10 +131,7 @@ def child_of(writer: ProcessCommitter) -> subprocess.Popen[bytes]:
 
 
 def test_a_killed_writer_fails_its_waiters_as_busy_and_the_next_write_starts_a_new_one(
-        tmp_path: Path, item: Any) -> None:
-    path = tmp_path / "d.sqlite3"
-    log = DecisionLog(str(path))
-    writer = ProcessCommitter(log)
+        path: Path, writer: ProcessCommitter, item: Any) -> None:
 
     async def main() -> None:
         await writer.write_many_async(rows(item, "before"), "serve")
@@ -143,18 +147,11 @@ def test_a_killed_writer_fails_its_waiters_as_busy_and_the_next_write_starts_a_n
         await writer.write_many_async(rows(item, "after"), "serve")
         assert child_of(writer).pid != first.pid
 
-    try:
-        asyncio.run(main())
-        assert logged(path) == ["before", "after"]  # nothing held was answered, so nothing answered is missing
-    finally:
-        writer.close()
-        log.close()
+    asyncio.run(main())
+    assert logged(path) == ["before", "after"]  # nothing held was answered, so nothing answered is missing
 
 
-def test_a_stalled_writer_times_out_and_recovers(tmp_path: Path, item: Any) -> None:
-    path = tmp_path / "d.sqlite3"
-    log = DecisionLog(str(path))
-    writer = ProcessCommitter(log)
+def test_a_stalled_writer_times_out_and_recovers(path: Path, writer: ProcessCommitter, item: Any) -> None:
 
     async def main() -> None:
         await writer.write_many_async(rows(item, "first"), "serve")
@@ -168,19 +165,13 @@ def test_a_stalled_writer_times_out_and_recovers(tmp_path: Path, item: Any) -> N
         await writer.write_many_async(rows(item, "next"), "serve")
         assert writer.pending() == 0
 
-    try:
-        asyncio.run(main())
-        # The late record was committed after its request gave up (it was not answered: no harm).
-        assert logged(path) == ["first", "late", "next"]
-    finally:
-        writer.close()
-        log.close()
+    asyncio.run(main())
+    # The late record was committed after its request gave up (it was not answered: no harm).
+    assert logged(path) == ["first", "late", "next"]
 
 
-def test_the_writer_ignores_sigint_and_commits_what_it_was_sent_before_closing(tmp_path: Path, item: Any) -> None:
-    path = tmp_path / "d.sqlite3"
-    log = DecisionLog(str(path))
-    writer = ProcessCommitter(log)
+def test_the_writer_ignores_sigint_and_commits_what_it_was_sent_before_closing(
+        path: Path, writer: ProcessCommitter, item: Any) -> None:
     writer.start()
     proc = child_of(writer)
 
@@ -195,7 +186,6 @@ def test_the_writer_ignores_sigint_and_commits_what_it_was_sent_before_closing(t
     assert proc.returncode == 0 and logged(path) == ["one", "two"]
     with pytest.raises(RuntimeError, match="closed"):
         asyncio.run(writer.write_many_async(rows(item, "three"), "serve"))
-    log.close()
 
 
 def test_a_log_the_writer_cannot_open_is_busy_not_a_crash(tmp_path: Path, item: Any) -> None:
@@ -210,23 +200,17 @@ def test_a_log_the_writer_cannot_open_is_busy_not_a_crash(tmp_path: Path, item: 
         writer.close()
 
 
-def test_writes_from_threads_go_through_the_loop_that_holds_the_writer(tmp_path: Path, item: Any) -> None:
-    path = tmp_path / "d.sqlite3"
-    log = DecisionLog(str(path))
-    writer = ProcessCommitter(log)
+def test_writes_from_threads_go_through_the_loop_that_holds_the_writer(path: Path, writer: ProcessCommitter,
+                                                                        item: Any) -> None:
 
     async def main() -> None:
         await writer.write_many_async(rows(item, "loop"), "serve")
         await asyncio.to_thread(writer.write_many, rows(item, "thread"), "serve")
 
-    try:
-        asyncio.run(main())
-        writer.write_many(rows(item, "no-loop"), "serve")  # the loop has ended: the log's own transaction
-        asyncio.run(writer.write_many_async(rows(item, "new-loop"), "serve"))  # a later loop takes over
-        assert logged(path) == ["loop", "thread", "no-loop", "new-loop"]
-    finally:
-        writer.close()
-        log.close()
+    asyncio.run(main())
+    writer.write_many(rows(item, "no-loop"), "serve")  # the loop has ended: the log's own transaction
+    asyncio.run(writer.write_many_async(rows(item, "new-loop"), "serve"))  # a later loop takes over
+    assert logged(path) == ["loop", "thread", "no-loop", "new-loop"]
 
 
 def test_a_server_killed_with_sigkill_leaves_no_writer_behind(tmp_path: Path) -> None:
@@ -332,11 +316,10 @@ def _writers() -> set[int]:
     return found
 
 
-def test_an_app_starts_its_writer_with_its_lifespan_not_when_it_is_built(tmp_path: Path) -> None:
+def test_an_app_starts_its_writer_with_its_lifespan_not_when_it_is_built(log: DecisionLog) -> None:
     from engine.service import create_app  # noqa: PLC0415
 
     before = _writers()
-    log = DecisionLog(str(tmp_path / "d.sqlite3"))
     app = create_app(ROOT / "policies", log=log, watch_interval=None, workbench=False)
     assert _writers() == before  # building an app (a test, a CLI check) leaves no process behind
 
@@ -346,15 +329,12 @@ def test_an_app_starts_its_writer_with_its_lifespan_not_when_it_is_built(tmp_pat
 
     started = asyncio.run(main())
     assert len(started) == 1 and not (_writers() & started)  # the shutdown ended it
-    log.close()
 
 
 def test_a_failed_writer_is_never_written_to_again_even_when_its_descriptor_is_reused(
-        tmp_path: Path, item: Any) -> None:
+        tmp_path: Path, writer: ProcessCommitter, item: Any) -> None:
     """Review: a release queued before the writer's end was seen wrote the held rows to whatever
     reused the closed pipe's descriptor number (a new client socket, say)."""
-    log = DecisionLog(str(tmp_path / "d.sqlite3"))
-    writer = ProcessCommitter(log)
     victim = tmp_path / "victim"
     opened: list[int] = []
 
@@ -381,20 +361,14 @@ def test_a_failed_writer_is_never_written_to_again_even_when_its_descriptor_is_r
         a.close()
         b.close()
 
-    try:
-        asyncio.run(main())
-        for fd in opened:
-            os.close(fd)
-        assert victim.read_bytes() == b""
-    finally:
-        writer.close()
-        log.close()
+    asyncio.run(main())
+    for fd in opened:
+        os.close(fd)
+    assert victim.read_bytes() == b""
 
 
-def test_closing_a_stalled_writer_is_bounded(tmp_path: Path, item: Any) -> None:
+def test_closing_a_stalled_writer_is_bounded(writer: ProcessCommitter, item: Any) -> None:
     """Review: with the writer stalled and more queued than a pipe holds, close() blocked for ever."""
-    log = DecisionLog(str(tmp_path / "d.sqlite3"))
-    writer = ProcessCommitter(log)
 
     async def main() -> None:
         await writer.write_many_async(rows(item, "first"), "serve")
@@ -414,7 +388,6 @@ def test_closing_a_stalled_writer_is_bounded(tmp_path: Path, item: Any) -> None:
     if blocked:
         os.kill(proc.pid, signal.SIGKILL)  # free the test from the hang it found
     assert not blocked and proc.returncode is not None
-    log.close()
 
 
 def test_a_forked_process_starts_its_own_writer(tmp_path: Path) -> None:
@@ -454,13 +427,12 @@ sys.exit(os.waitstatus_to_exitcode(status) or (0 if mine == first else 4))
     assert sorted(names) == sorted(["before0"] + [f"{side}{k}" for side in ("child", "parent") for k in range(50)])
 
 
-def test_without_an_interpreter_to_start_the_app_logs_from_a_thread(tmp_path: Path, item: Any,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_an_interpreter_to_start_the_app_logs_from_a_thread(
+        path: Path, log: DecisionLog, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     """An embedded Python may have no ``sys.executable``: the writer thread takes over, and says so."""
     from engine.service import create_app  # noqa: PLC0415
 
     monkeypatch.setattr(sys, "executable", "")
-    log = DecisionLog(str(tmp_path / "d.sqlite3"))
     app = create_app(ROOT / "policies", log=log, watch_interval=None, workbench=False)
     body = json.dumps({**CASE, "id": "THREAD"}).encode()
     sent: list[Any] = []
@@ -483,5 +455,5 @@ def test_without_an_interpreter_to_start_the_app_logs_from_a_thread(tmp_path: Pa
 
     before = _writers()
     assert asyncio.run(main()) == before  # no writer process was started
-    log.close()
-    assert sent[0]["status"] == 200 and logged(tmp_path / "d.sqlite3") == ["THREAD"]
+    assert sent[0]["status"] == 200 and logged(path) == ["THREAD"]
+    assert "writing from a thread" in caplog.text
