@@ -12,12 +12,13 @@ next generated Itellum case as soon as the previous answer arrived. Rounds
 interleave the servers; each round gives each server's ratio to the
 trivial endpoint measured just before it, and the median of those paired
 ratios is reported (with the best requests/s), so a machine whose speed
-drifts between rounds still gives a stable ratio. Every answer's status is checked (a 5xx or a
-refused case is an error, not a figure); with ``--log``, the log's record
-count is compared with the answers given. On Linux it also prints the
-server's CPU time per request (all its threads and its log writer process, from /proc): a figure the
-client's share of the machine does not move as much as requests/s. Not a
-test: nothing asserts a speed.
+drifts between rounds still gives a stable ratio. Every answer's status
+is checked (a 5xx or a refused case is an error, not a figure); with
+``--log``, the log's record count is compared with the answers given. On
+Linux it also prints the server's CPU time per request (all its threads
+and its log writer process, from /proc): a figure the client's share of
+the machine does not move as much as requests/s. Not a test: nothing
+asserts a speed.
 """
 
 from __future__ import annotations
@@ -215,8 +216,8 @@ def main() -> None:
                                       for c in levels)
               + "   [" + "; ".join(" ".join(f"{r:.2f}" for r in ratios[(name, c)]) for c in levels) + "]")
     if len(cpu) == len(best):  # Linux: what each request cost the server, whatever the client's share
-        print("\nserver CPU per request (all its threads and child processes; least of the rounds), and the trivial endpoint's "
-              "CPU per request divided by it")
+        print("\nserver CPU per request (all its threads and child processes; least of the rounds), "
+              "and the trivial endpoint's CPU per request divided by it")
         print(f"{'server':<24}" + "".join(f"{f'c={c} µs':>14}{'trivial ÷':>11}" for c in levels))
         for name in names:
             print(f"{name:<24}" + "".join(f"{cpu[(name, c)]:>14,.0f}{cpu[('trivial endpoint', c)] / cpu[(name, c)]:>11.2f}"
