@@ -65,7 +65,11 @@ def json_bytes(content: Any) -> bytes:
 
 async def send_json(send: Send, content: Any, status: int = 200) -> None:
     """Answer ``content`` as JSON (what ``JSONResponse(content, status)`` sends)."""
-    body = json_bytes(content)
+    await send_json_bytes(send, json_bytes(content), status)
+
+
+async def send_json_bytes(send: Send, body: bytes, status: int = 200) -> None:
+    """Answer ``body``, a JSON text already encoded (by :func:`json_bytes`)."""
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-length", str(len(body)).encode("latin-1")), _JSON]})
     await send({"type": "http.response.body", "body": body})

@@ -40,7 +40,7 @@ import threading
 import time
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable
+from typing import Any, AsyncIterator, Awaitable, NamedTuple
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -55,10 +55,13 @@ from engine.engine import Engine, policy_files
 from engine.errors import Diagnostic, EngineError
 from engine.factschema import facts_schema
 from engine.groupcommit import GroupCommitter, is_busy
-from engine.httpio import BodyReader, DirectService, Receive, Reject, Scope, Send, asgi_endpoint, send_json
+from engine.httpio import (BodyReader, DirectService, Receive, Reject, Scope, Send, asgi_endpoint, json_bytes,
+                           send_json_bytes)
 from engine.log import DecisionLog
 from engine.logprocess import ProcessCommitter
+from engine.loopbatch import LoopBatch
 from engine.metrics import Metrics
+from engine.model import Decision
 from engine.policyset import PolicySet
 from engine.openapi import MAX_BATCH, openapi
 from engine.settings import Settings
@@ -69,6 +72,20 @@ MAX_BODY = 1 << 20          # 1 MiB
 BODY_TIMEOUT = 10.0         # seconds to receive a whole request body
 INLINE_BODY = 16 << 10      # a case up to this size is decided on the event loop, not in a thread,
 INLINE_RULES = 64           # if its vendor's largest kind has at most this many rules (a bounded cost)
+
+
+class Prepared(NamedTuple):
+    """What a turn's batch made of one ``POST /v1/decide``: the case and its options, and either
+    its decision (as a :class:`Decision`, its dict and its JSON), or the diagnostics that refuse
+    it, or neither (it is decided in a worker thread)."""
+
+    case: Any
+    lang: str
+    explain: bool
+    decision: Decision | None
+    data: dict[str, Any] | None
+    body: bytes | None
+    diagnostics: list[dict[str, Any]] | None
 
 
 def _error(status: int, code: str, message: str, diagnostics: list[dict[str, Any]] | None = None) -> JSONResponse:
@@ -226,30 +243,36 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
                          f"{', '.join(sorted(known if known is not None else ('en',)))}")
         return lang, explain in ("true", "1")
 
-    async def decide_inline(engine: Engine, case: Any, lang: str) -> tuple[dict[str, Any] | None,
-                                                                           list[dict[str, Any]] | None]:
-        """:func:`decide_one` on the event loop: a decision takes tens of microseconds, less than
-        the hop to a worker thread would; the log's commit is awaited, not waited for in a thread."""
-        decision, _, diags = decided(engine, case, lang, False)
-        if decision is None:
-            return None, diags
-        data = decision.to_dict()
-        failed = await recorded_async(engine, case, decision, data, lang)
-        return (None, failed) if failed is not None else (data, None)
-
-    async def decide(scope: Scope, receive: Receive, send: Send) -> None:
-        """``POST /v1/decide``, at the ASGI level (:mod:`engine.httpio`: no Request object, no
-        per-request encoder or timer); what it answers is what the Starlette endpoint answered."""
-        data = await bodies.read(scope, receive)
+    def prepared(scope: Scope, data: bytes, engine: Engine) -> Prepared:
+        """A request's body read, its options checked and — when it is cheap — its decision made,
+        encoded: the part of ``POST /v1/decide`` that runs in the turn's batch (:mod:`engine.loopbatch`)."""
         case = parsed(data)
-        engine = state.engine  # one policy set for the request
         vendor = case.get("vendor") if isinstance(case, dict) else None
         lang, explain = options(scope, engine, vendor)
         small = len(data) <= INLINE_BODY and isinstance(vendor, str) and engine.largest_kind(vendor) <= INLINE_RULES
         if explain or not small:  # explanations, big cases, big policies: off the event loop
-            decision, diags = await run_in_threadpool(decide_one, engine, case, lang, explain)
-        else:
-            decision, diags = await decide_inline(engine, case, lang)
+            return Prepared(case, lang, explain, None, None, None, None)
+        decision, _, diags = decided(engine, case, lang, False)
+        if decision is None:
+            return Prepared(case, lang, False, None, None, None, diags)
+        data_out = decision.to_dict()
+        return Prepared(case, lang, False, decision, data_out, json_bytes(data_out), None)
+
+    batch = LoopBatch(prepared)
+
+    async def decide(scope: Scope, receive: Receive, send: Send) -> None:
+        """``POST /v1/decide``, at the ASGI level (:mod:`engine.httpio`: no Request object, no
+        per-request encoder or timer); what it answers is what the Starlette endpoint answered.
+        A cheap decision is made on the event loop, with the other requests of the loop's turn
+        (:mod:`engine.loopbatch`); its log record is awaited, not waited for in a thread."""
+        data = await bodies.read(scope, receive)
+        engine = state.engine  # one policy set for the request
+        ready = await batch.run(scope, data, engine)
+        case, lang, decision, body, diags = ready.case, ready.lang, ready.data, ready.body, ready.diagnostics
+        if ready.decision is not None:
+            diags = await recorded_async(engine, case, ready.decision, decision, lang)
+        elif diags is None:  # not decided in the batch: in a worker thread
+            decision, diags = await run_in_threadpool(decide_one, engine, case, lang, ready.explain)
         if diags is not None:
             busy = diags[0]["code"] == "log_unavailable"
             reply = problem(scope, 503 if busy else 422, diags[0]["code"], diags[0]["message"], diags)
@@ -263,7 +286,7 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
                 "vendor": decision["vendor"], "kind": decision["kind"], "outcome": decision["outcome"],
                 "version": decision["policy"]["version"], "digest": decision["policy"]["digest"],
                 "facts": case.get("facts")}
-        await send_json(send, decision)
+        await send_json_bytes(send, json_bytes(decision) if body is None else body)
 
     async def decide_direct(scope: Scope, receive: Receive, send: Send) -> None:
         """:func:`decide` without Starlette's layers (:class:`engine.httpio.DirectService`), doing

@@ -81,3 +81,53 @@ def test_big_policies_big_bodies_and_explanations_go_to_a_thread(app_and_hops: t
     assert _post(app, padded)[0] == 200 and hops == ["benchco", "itellum"]  # Content-Length said 2
     assert _post(app, json.dumps(ITELLUM).encode(), b"explain=true")[0] == 200
     assert hops == ["benchco", "itellum", "itellum"]
+
+
+def test_requests_of_one_turn_are_decided_together_each_answered_its_own(
+        app_and_hops: tuple[Any, list[str]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Concurrent requests meet in one batch (engine.loopbatch); a refusal or a thread hop in it
+    touches no other request's answer."""
+    app, hops = app_and_hops
+    batches: list[int] = []
+    original = service.LoopBatch._run_queue
+
+    def run_queue(self: Any, loop: Any) -> None:
+        batches.append(len(self._queues.get(loop, ())))
+        original(self, loop)
+    monkeypatch.setattr(service.LoopBatch, "_run_queue", run_queue)
+    warranty = {**ITELLUM, "id": "w", "kind": "warranty",
+                "facts": {"installed_on": "2025-01-01", "failed_on": "2025-01-05", "damage_cause": "factory"}}
+    requests = [(json.dumps({**ITELLUM, "id": "a"}).encode(), b""), (b"{not json", b""),
+                (json.dumps(warranty).encode(), b""), (json.dumps(BIG).encode(), b""),
+                (json.dumps({**ITELLUM, "id": "b"}).encode(), b"lang=xx")]
+    alone = [_post(app, body, query) for body, query in requests]
+    batches.clear()
+
+    async def together() -> list[tuple[int, dict[str, Any]]]:
+        async with app.router.lifespan_context(app):
+            return await asyncio.gather(*(_call(app, body, query) for body, query in requests))
+    answers = asyncio.run(together())
+    assert batches == [5]  # one turn, one batch
+    assert [s for s, _ in answers] == [200, 422, 200, 200, 422]
+    assert answers[0][1]["case_id"] == "a" and answers[2][1]["case_id"] == "w"
+    assert answers[1][1]["diagnostics"][0]["code"] == "json" and answers[4][1]["diagnostics"][0]["code"] == "lang"
+    assert answers == alone
+    assert hops == ["benchco", "benchco"]  # the big policy's case went to a thread both times
+
+
+async def _call(app: Any, body: bytes, query: bytes) -> tuple[int, dict[str, Any]]:
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+             "scheme": "http", "path": "/v1/decide", "raw_path": b"/v1/decide", "query_string": query,
+             "root_path": "", "headers": [(b"host", b"t"), (b"content-type", b"application/json"),
+                                          (b"content-length", str(len(body)).encode())],
+             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+    parts = [{"type": "http.request", "body": body, "more_body": False}]
+    sent: list[Any] = []
+
+    async def receive() -> Any:
+        return parts.pop(0) if parts else {"type": "http.disconnect"}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+    await app(scope, receive, send)
+    return sent[0]["status"], json.loads(b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body"))

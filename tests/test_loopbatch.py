@@ -1,0 +1,141 @@
+"""engine.loopbatch: one turn's requests done back to back, each answered with its own result."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from engine.loopbatch import LoopBatch
+
+
+def test_one_turns_work_runs_in_one_callback_in_arrival_order() -> None:
+    calls: list[tuple[int, int]] = []
+    turn = [0]
+
+    def work(n: int) -> int:
+        calls.append((turn[0], n))
+        return n * 10
+
+    async def main() -> list[int]:
+        batch = LoopBatch(work)
+
+        def tick() -> None:  # counts the loop's turns: the batch must run within one
+            turn[0] += 1
+            asyncio.get_running_loop().call_soon(tick)
+        asyncio.get_running_loop().call_soon(tick)
+        return await asyncio.gather(*(batch.run(n) for n in range(5)))
+    assert asyncio.run(main()) == [0, 10, 20, 30, 40]
+    assert [n for _, n in calls] == [0, 1, 2, 3, 4]
+    assert len({t for t, _ in calls}) == 1  # all five in the same turn
+
+
+def test_a_later_turn_gets_a_new_batch() -> None:
+    sizes: list[int] = []
+
+    async def main() -> None:
+        seen: list[int] = []
+        batch = LoopBatch(seen.append)
+        await asyncio.gather(batch.run(1), batch.run(2))
+        sizes.append(len(seen))
+        await batch.run(3)
+        sizes.append(len(seen))
+        assert not batch._queues  # noqa: SLF001 - nothing left queued between turns
+    asyncio.run(main())
+    assert sizes == [2, 3]
+
+
+def test_each_request_gets_its_own_exception_and_the_others_their_results() -> None:
+    def work(n: int) -> int:
+        if n == 2:
+            raise ValueError("two")
+        return n
+
+    async def main() -> list[object]:
+        batch = LoopBatch(work)
+        return await asyncio.gather(*(batch.run(n) for n in range(4)), return_exceptions=True)
+    out = asyncio.run(main())
+    assert out[:2] == [0, 1] and out[3] == 3
+    assert isinstance(out[2], ValueError) and str(out[2]) == "two"
+
+
+def test_a_cancelled_request_is_not_computed() -> None:
+    done: list[int] = []
+
+    async def main() -> None:
+        batch = LoopBatch(done.append)
+        first = asyncio.ensure_future(batch.run(1))
+        second = asyncio.ensure_future(batch.run(2))
+        await asyncio.sleep(0)  # both queued, their turn not yet run
+        first.cancel()
+        await second
+        with pytest.raises(asyncio.CancelledError):
+            await first
+    asyncio.run(main())
+    assert done == [2]
+
+
+def test_an_interrupt_fails_the_rest_of_the_turn_instead_of_leaving_it_waiting() -> None:
+    def work(n: int) -> int:
+        if n == 1:
+            raise KeyboardInterrupt
+        return n
+
+    loop = asyncio.new_event_loop()
+    try:
+        batch = LoopBatch(work)
+        futures = [loop.create_task(batch.run(n)) for n in range(3)]
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_until_complete(asyncio.gather(*futures))
+        loop.run_until_complete(asyncio.sleep(0))  # let the tasks see their futures' ends
+        assert futures[0].result() == 0
+        for task in futures[1:]:
+            assert isinstance(task.exception(), RuntimeError)
+    finally:
+        loop.close()
+
+
+def test_loops_in_two_threads_keep_their_own_queues() -> None:
+    where: list[tuple[int, int]] = []
+
+    def work(n: int) -> int:
+        where.append((threading.get_ident(), n))
+        return n
+
+    batch = LoopBatch(work)
+    results: dict[int, list[int]] = {}
+    start = threading.Barrier(2)
+
+    def serve(base: int) -> None:
+        async def main() -> list[int]:
+            start.wait()
+            out = []
+            for _ in range(50):
+                out += await asyncio.gather(*(batch.run(base + n) for n in range(3)))
+            return out
+        results[base] = asyncio.run(main())
+    threads = [threading.Thread(target=serve, args=(base,)) for base in (0, 100)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results[0] == [0, 1, 2] * 50 and results[100] == [100, 101, 102] * 50
+    by_thread: dict[int, set[int]] = {}
+    for ident, n in where:
+        by_thread.setdefault(ident, set()).add(n // 100)
+    assert sorted(map(sorted, by_thread.values())) == [[0], [1]]  # each thread computed its own
+
+
+def test_a_loop_closed_before_its_turn_is_forgotten() -> None:
+    batch = LoopBatch(lambda n: n)
+    dead = asyncio.new_event_loop()
+    task = dead.create_task(batch.run(1))
+    dead.call_soon(dead.stop)  # the task queues its work, then the loop stops before the work's turn
+    dead.run_forever()
+    dead.set_exception_handler(lambda _loop, _context: None)  # the task is pending for ever: by design
+    dead.close()
+    assert list(batch._queues) == [dead]  # noqa: SLF001
+    assert asyncio.run(batch.run(2)) == 2
+    assert not batch._queues  # noqa: SLF001
+    del task
