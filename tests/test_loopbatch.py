@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import threading
+import types
 
 import pytest
 
-from engine.loopbatch import LoopBatch
+from engine.loopbatch import LoopBatch, _alone
 
 
 def test_one_turns_work_runs_in_one_callback_in_arrival_order() -> None:
@@ -139,3 +141,23 @@ def test_a_loop_closed_before_its_turn_is_forgotten() -> None:
     assert asyncio.run(batch.run(2)) == 2
     assert not batch._queues  # noqa: SLF001
     del task
+
+
+def test_a_request_alone_in_its_turn_is_done_at_once_one_with_company_waits_for_its_turn() -> None:
+    order: list[str] = []
+
+    async def main() -> None:
+        batch = LoopBatch(order.append)
+        await batch.run("alone")  # nothing else waits in this turn: no batch, no extra turn
+        order.append("after")
+        asyncio.get_running_loop().call_soon(order.append, "waiting callback")
+        await batch.run("with company")  # something waits: batched, run after it
+    asyncio.run(main())
+    assert order == ["alone", "after", "waiting callback", "with company"]
+
+
+def test_a_loop_that_does_not_show_its_turn_is_never_taken_as_alone() -> None:
+    assert _alone(types.SimpleNamespace()) is False  # type: ignore[arg-type] - e.g. uvloop
+    assert _alone(types.SimpleNamespace(_ready=object())) is False  # type: ignore[arg-type]
+    assert _alone(types.SimpleNamespace(_ready=collections.deque())) is True  # type: ignore[arg-type]
+    assert _alone(types.SimpleNamespace(_ready=collections.deque([1]))) is False  # type: ignore[arg-type]
