@@ -27,9 +27,11 @@ request whose task was cancelled before its turn is skipped.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from typing import Any, Callable, Generic, TypeVar
 
 R = TypeVar("R")
+_Queued = tuple[tuple[Any, ...], "asyncio.Future[R]", contextvars.Context]  # args, result, request's context
 
 
 class LoopBatch(Generic[R]):
@@ -39,7 +41,7 @@ class LoopBatch(Generic[R]):
         self.work = work
         # Per event loop (an app may be served on several, in several threads), the work queued
         # for its next turn. An entry exists only from a turn's first request to that turn's callback.
-        self._queues: dict[asyncio.AbstractEventLoop, list[tuple[tuple[Any, ...], asyncio.Future[R]]]] = {}
+        self._queues: dict[asyncio.AbstractEventLoop, list[_Queued[R]]] = {}
 
     async def run(self, *args: Any) -> R:
         """``work(*args)``'s result (or its exception), computed at the start of the loop's next turn
@@ -52,24 +54,27 @@ class LoopBatch(Generic[R]):
             if _alone(loop):
                 return self.work(*args)
         future: asyncio.Future[R] = loop.create_future()
+        # The work runs in its request's own context (an OpenTelemetry span's parent, a contextvar
+        # a middleware set), not in the context of the request whose call_soon started the turn.
+        queued = (args, future, contextvars.copy_context())
         if queue is None:
-            self._queues[loop] = [(args, future)]
+            self._queues[loop] = [queued]
             loop.call_soon(self._run_queue, loop)
         else:
-            queue.append((args, future))
+            queue.append(queued)
         return await future
 
     def _run_queue(self, loop: asyncio.AbstractEventLoop) -> None:
         batch = self._queues.pop(loop, [])
-        for index, (args, future) in enumerate(batch):
+        for index, (args, future, context) in enumerate(batch):
             if future.cancelled():
                 continue  # its request is gone (a shutdown, a timeout): nothing to compute
             try:
-                result = self.work(*args)
+                result = context.run(self.work, *args)
             except Exception as exc:  # noqa: BLE001 - the request's own error, raised in its own task
                 future.set_exception(exc)
             except BaseException:  # KeyboardInterrupt, SystemExit: the rest must fail, not wait for ever
-                for _, rest in batch[index:]:
+                for _, rest, _ in batch[index:]:
                     if not rest.done():
                         rest.set_exception(RuntimeError("the server was interrupted before this request's turn"))
                 raise

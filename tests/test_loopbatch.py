@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
 import threading
 import types
 
@@ -161,3 +162,22 @@ def test_a_loop_that_does_not_show_its_turn_is_never_taken_as_alone() -> None:
     assert _alone(types.SimpleNamespace(_ready=object())) is False  # type: ignore[arg-type]
     assert _alone(types.SimpleNamespace(_ready=collections.deque())) is True  # type: ignore[arg-type]
     assert _alone(types.SimpleNamespace(_ready=collections.deque([1]))) is False  # type: ignore[arg-type]
+
+
+def test_each_requests_work_runs_in_its_own_context() -> None:
+    """A span's parent or a middleware's contextvar must be the request's own, not the context of
+    the request that happened to start the turn."""
+    request = contextvars.ContextVar("request")
+
+    def work(n: int) -> tuple[int, object]:
+        return n, request.get(None)
+
+    async def one(n: int) -> tuple[int, object]:
+        request.set(f"r{n}")
+        return await batch.run(n)
+
+    batch = LoopBatch(work)
+
+    async def main() -> list[tuple[int, object]]:
+        return await asyncio.gather(*(one(n) for n in range(4)))
+    assert asyncio.run(main()) == [(0, "r0"), (1, "r1"), (2, "r2"), (3, "r3")]
