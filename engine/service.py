@@ -244,8 +244,8 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
         return lang, explain in ("true", "1")
 
     def prepared(scope: Scope, data: bytes, engine: Engine) -> Prepared:
-        """A request's body read, its options checked and — when it is cheap — its decision made,
-        encoded: the part of ``POST /v1/decide`` that runs in the turn's batch (:mod:`engine.loopbatch`)."""
+        """A request's body parsed, its options checked and — when it is cheap — its decision made
+        and encoded: the part of ``POST /v1/decide`` that runs in the turn's batch (:mod:`engine.loopbatch`)."""
         case = parsed(data)
         vendor = case.get("vendor") if isinstance(case, dict) else None
         lang, explain = options(scope, engine, vendor)

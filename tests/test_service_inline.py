@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -131,3 +132,26 @@ async def _call(app: Any, body: bytes, query: bytes) -> tuple[int, dict[str, Any
         sent.append(message)
     await app(scope, receive, send)
     return sent[0]["status"], json.loads(b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body"))
+
+
+class _LockedLog:
+    """A decision log whose database stays locked (sqlite3's 'database is locked')."""
+
+    def write_many(self, *_: Any, **__: Any) -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+
+def test_a_turn_whose_log_is_locked_is_answered_503_and_a_refusal_in_it_422(tmp_path: Path) -> None:
+    """Decided in the batch, then refused by the log: not given (503, retry), each on its own."""
+    home = tmp_path / "policies"
+    shutil.copytree(POLICIES / "itellum", home / "itellum")
+    app = service.create_app(home, workbench=False, log=_LockedLog())  # type: ignore[arg-type]
+    requests = [(json.dumps({**ITELLUM, "id": n}).encode(), b"") for n in range(3)] + [(b"[", b"")]
+
+    async def together() -> list[tuple[int, dict[str, Any]]]:
+        async with app.router.lifespan_context(app):
+            return await asyncio.gather(*(_call(app, body, query) for body, query in requests))
+    answers = asyncio.run(together())
+    assert [s for s, _ in answers] == [503, 503, 503, 422]
+    assert all(a["diagnostics"][0]["code"] == "log_unavailable" for _, a in answers[:3])
+    assert answers[3][1]["diagnostics"][0]["code"] == "json"
