@@ -11,8 +11,9 @@ Here, at the ASGI level:
   more than the deadline is cancelled within a quarter of the deadline
   after it), instead of a timer armed and cancelled per request;
 * :func:`json_bytes` and :func:`send_json_bytes` write a decision as the
-  JSON answer — the bytes and headers ``JSONResponse`` writes (``content-length`` then ``content-type:
-  application/json``; compact separators, no ASCII escaping) — with
+  JSON answer — the bytes and headers ``JSONResponse`` writes
+  (``content-length`` then ``content-type: application/json``; compact
+  separators, no ASCII escaping) — with
   orjson, which writes a decision in a fifth of the time json's C
   encoder takes (about 1.5 µs against 8), and json's encoder, built once,
   for what orjson refuses (an integer beyond 64 bits, a lone surrogate, a

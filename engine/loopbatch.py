@@ -1,14 +1,14 @@
 """Work of one event-loop turn's requests, done back to back in one callback.
 
 Under concurrent load a server's event loop wakes with several requests
-ready at once and runs each one's task to the end before the next: the
-HTTP parser, the decision, the response's writing and its system call,
-the access log — and then the next request's decision. On a small machine
-that interleaving leaves the decision's code and data (the compiled
-policy, the generated decide path, the number and date routines) out of
-the processor's caches every time: a decision that takes 7 µs in a loop
-took about 26 µs in the server (``bench/service.py`` with the decide step
-stubbed out, benchmark policy, concurrency 8).
+ready at once: it parses what arrived, then runs each request's task to its
+end before the next one's — the decision, the response's writing and its
+system call, the access log, and then the next request's decision. On a
+small machine that interleaving leaves the decision's code and data (the
+compiled policy, the generated decide path, the number and date routines)
+out of the processor's caches every time: a decision that takes 7 µs in a
+loop cost about 26 µs of the server's CPU (measured by stubbing the decide
+step out of the server: benchmark policy, concurrency 8).
 
 :class:`LoopBatch` queues each request's work and runs the whole queue in
 one ``call_soon`` callback, in arrival order, at the start of the loop's

@@ -268,11 +268,11 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
         data = await bodies.read(scope, receive)
         engine = state.engine  # one policy set for the request
         ready = await batch.run(scope, data, engine)
-        case, lang, decision, body, diags = ready.case, ready.lang, ready.data, ready.body, ready.diagnostics
+        case, lang, answer, body, diags = ready.case, ready.lang, ready.data, ready.body, ready.diagnostics
         if ready.decision is not None:
-            diags = await recorded_async(engine, case, ready.decision, decision, lang)
+            diags = await recorded_async(engine, case, ready.decision, answer, lang)
         elif diags is None:  # not decided in the batch: in a worker thread
-            decision, diags = await run_in_threadpool(decide_one, engine, case, lang, ready.explain)
+            answer, diags = await run_in_threadpool(decide_one, engine, case, lang, ready.explain)
         if diags is not None:
             busy = diags[0]["code"] == "log_unavailable"
             reply = problem(scope, 503 if busy else 422, diags[0]["code"], diags[0]["message"], diags)
@@ -280,13 +280,13 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
                 reply.headers["Retry-After"] = "1"
             await reply(scope, receive, send)
             return
-        assert decision is not None
+        assert answer is not None
         if json_logs:  # what the access log names (engine/accesslog.py); nobody reads it otherwise
             scope.setdefault("state", {})["decision"] = {
-                "vendor": decision["vendor"], "kind": decision["kind"], "outcome": decision["outcome"],
-                "version": decision["policy"]["version"], "digest": decision["policy"]["digest"],
+                "vendor": answer["vendor"], "kind": answer["kind"], "outcome": answer["outcome"],
+                "version": answer["policy"]["version"], "digest": answer["policy"]["digest"],
                 "facts": case.get("facts")}
-        await send_json_bytes(send, json_bytes(decision) if body is None else body)
+        await send_json_bytes(send, json_bytes(answer) if body is None else body)
 
     async def decide_direct(scope: Scope, receive: Receive, send: Send) -> None:
         """:func:`decide` without Starlette's layers (:class:`engine.httpio.DirectService`), doing
