@@ -61,7 +61,6 @@ from engine.log import DecisionLog
 from engine.logprocess import ProcessCommitter
 from engine.loopbatch import LoopBatch
 from engine.metrics import Metrics
-from engine.model import Decision
 from engine.policyset import PolicySet
 from engine.openapi import MAX_BATCH, openapi
 from engine.settings import Settings
@@ -76,13 +75,12 @@ INLINE_RULES = 64           # if its vendor's largest kind has at most this many
 
 class Prepared(NamedTuple):
     """What a turn's batch made of one ``POST /v1/decide``: the case and its options, and either
-    its decision (as a :class:`Decision`, its dict and its JSON), or the diagnostics that refuse
-    it, or neither (it is decided in a worker thread)."""
+    its decision (its ``to_dict()`` and that dict's JSON), or the diagnostics that refuse it, or
+    neither (it is decided in a worker thread)."""
 
     case: Any
     lang: str
     explain: bool
-    decision: Decision | None
     data: dict[str, Any] | None
     body: bytes | None
     diagnostics: list[dict[str, Any]] | None
@@ -175,16 +173,15 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
         return [Diagnostic("log_unavailable", "the decision log is busy or unavailable "
                            f"({err}); the decision could not be recorded, so it is not given: retry").to_dict()]
 
-    async def recorded_async(engine: Engine, case: Any, decision: Any, data: dict[str, Any],
+    async def recorded_async(engine: Engine, case: Any, data: dict[str, Any],
                              lang: str) -> list[dict[str, Any]] | None:
-        """:func:`recorded` for one decision (``data`` its ``to_dict()``, written as is), awaited on
+        """:func:`recorded` for one decision given as its ``to_dict()`` (written as is), awaited on
         the event loop: no thread waits for the commit."""
         if writer is None:
             return None
         try:
-            await writer.write_many_async([(case, data, engine.policy_by_digest(decision.vendor,
-                                                                                  decision.policy["digest"]))],
-                                          "serve", lang)
+            policy = engine.policy_by_digest(data["vendor"], data["policy"]["digest"])
+            await writer.write_many_async([(case, data, policy)], "serve", lang)
         except Exception as err:
             return unavailable(1, err)
         return None
@@ -251,12 +248,12 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
         lang, explain = options(scope, engine, vendor)
         small = len(data) <= INLINE_BODY and isinstance(vendor, str) and engine.largest_kind(vendor) <= INLINE_RULES
         if explain or not small:  # explanations, big cases, big policies: off the event loop
-            return Prepared(case, lang, explain, None, None, None, None)
+            return Prepared(case, lang, explain, None, None, None)
         decision, _, diags = decided(engine, case, lang, False)
         if decision is None:
-            return Prepared(case, lang, False, None, None, None, diags)
+            return Prepared(case, lang, False, None, None, diags)
         data_out = decision.to_dict()
-        return Prepared(case, lang, False, decision, data_out, json_bytes(data_out), None)
+        return Prepared(case, lang, False, data_out, json_bytes(data_out), None)
 
     batch = LoopBatch(prepared)
 
@@ -269,8 +266,8 @@ def create_app(policies: Path, *, matcher: str = "python", log: DecisionLog | No
         engine = state.engine  # one policy set for the request
         ready = await batch.run(scope, data, engine)
         case, lang, answer, body, diags = ready.case, ready.lang, ready.data, ready.body, ready.diagnostics
-        if ready.decision is not None:
-            diags = await recorded_async(engine, case, ready.decision, answer, lang)
+        if answer is not None:
+            diags = await recorded_async(engine, case, answer, lang)
         elif diags is None:  # not decided in the batch: in a worker thread
             answer, diags = await run_in_threadpool(decide_one, engine, case, lang, ready.explain)
         if diags is not None:
