@@ -31,26 +31,34 @@ BIG = {"vendor": "benchco", "kind": "refund", "as_of": "2025-06-01",
 
 
 def _post(app: Any, body: bytes, query: bytes = b"") -> tuple[int, dict[str, Any]]:
+    """One request, alone, its body in two messages under a Content-Length that lies (says 2)."""
     async def run() -> tuple[int, dict[str, Any]]:
-        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-                 "scheme": "http", "path": "/v1/decide", "raw_path": b"/v1/decide", "query_string": query,
-                 "root_path": "", "headers": [(b"host", b"t"), (b"content-type", b"application/json"),
-                                              (b"content-length", b"2")],  # a lie: the body is longer
-                 "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
-        parts = [{"type": "http.request", "body": body[:7], "more_body": True},
-                 {"type": "http.request", "body": body[7:], "more_body": False}]
-        sent: list[Any] = []
-
-        async def receive() -> Any:
-            return parts.pop(0) if parts else {"type": "http.disconnect"}
-
-        async def send(message: Any) -> None:
-            sent.append(message)
         async with app.router.lifespan_context(app):
-            await app(scope, receive, send)
-        body_out = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-        return sent[0]["status"], json.loads(body_out)
+            return await _call(app, body, query, split=True)
     return asyncio.run(run())
+
+
+async def _call(app: Any, body: bytes, query: bytes, *, split: bool = False) -> tuple[int, dict[str, Any]]:
+    """A ``POST /v1/decide`` through the ASGI interface: (status, JSON answer)."""
+    length = b"2" if split else str(len(body)).encode()  # split: a lie, the body is longer
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+             "scheme": "http", "path": "/v1/decide", "raw_path": b"/v1/decide", "query_string": query,
+             "root_path": "", "headers": [(b"host", b"t"), (b"content-type", b"application/json"),
+                                          (b"content-length", length)],
+             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+    parts = ([{"type": "http.request", "body": body[:7], "more_body": True},
+              {"type": "http.request", "body": body[7:], "more_body": False}] if split
+             else [{"type": "http.request", "body": body, "more_body": False}])
+    sent: list[Any] = []
+
+    async def receive() -> Any:
+        return parts.pop(0) if parts else {"type": "http.disconnect"}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+    await app(scope, receive, send)
+    answer = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return sent[0]["status"], json.loads(answer)
 
 
 @pytest.fixture()
@@ -114,24 +122,6 @@ def test_requests_of_one_turn_are_decided_together_each_answered_its_own(
     assert answers[1][1]["diagnostics"][0]["code"] == "json" and answers[4][1]["diagnostics"][0]["code"] == "lang"
     assert answers == alone
     assert hops == ["benchco", "benchco"]  # the big policy's case went to a thread both times
-
-
-async def _call(app: Any, body: bytes, query: bytes) -> tuple[int, dict[str, Any]]:
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-             "scheme": "http", "path": "/v1/decide", "raw_path": b"/v1/decide", "query_string": query,
-             "root_path": "", "headers": [(b"host", b"t"), (b"content-type", b"application/json"),
-                                          (b"content-length", str(len(body)).encode())],
-             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
-    parts = [{"type": "http.request", "body": body, "more_body": False}]
-    sent: list[Any] = []
-
-    async def receive() -> Any:
-        return parts.pop(0) if parts else {"type": "http.disconnect"}
-
-    async def send(message: Any) -> None:
-        sent.append(message)
-    await app(scope, receive, send)
-    return sent[0]["status"], json.loads(b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body"))
 
 
 class _LockedLog:
