@@ -13,11 +13,10 @@ Here, at the ASGI level:
 * :func:`json_bytes` and :func:`send_json_bytes` write a decision as the
   JSON answer — the bytes and headers ``JSONResponse`` writes
   (``content-length`` then ``content-type: application/json``; compact
-  separators, no ASCII escaping) — with
-  orjson, which writes a decision in a fifth of the time json's C
-  encoder takes (about 1.5 µs against 8), and json's encoder, built once,
-  for what orjson refuses (an integer beyond 64 bits, a lone surrogate, a
-  key that is not a plain str);
+  separators, no ASCII escaping) — with orjson, which writes a decision in
+  a fifth of the time json's C encoder takes (about 1.5 µs against 8),
+  and json's encoder, built once, for what orjson refuses (an integer
+  beyond 64 bits, a lone surrogate, a key that is not a plain str);
 * :class:`DirectService` hands ``POST /v1/decide`` straight to its
   endpoint, past Starlette's error and routing layers (about 15 µs a
   request), as long as nobody added middleware, exception handlers or a
