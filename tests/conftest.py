@@ -29,6 +29,14 @@ def rete_unavailable_reason() -> str | None:
     return None
 
 
+def decide_scope(headers: list[tuple[bytes, bytes]] | None = None, query: bytes = b"") -> dict[str, Any]:
+    """The ASGI scope of a ``POST /v1/decide`` from 127.0.0.1 (a JSON content type unless ``headers``)."""
+    return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+            "path": "/v1/decide", "raw_path": b"/v1/decide", "query_string": query, "root_path": "",
+            "headers": headers if headers is not None else [(b"content-type", b"application/json")],
+            "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+
+
 def stalled_receive() -> Any:
     """An ASGI ``receive`` of a client that sends the first byte of its body, then nothing (slowloris)."""
     parts = [{"type": "http.request", "body": b"{", "more_body": True}]

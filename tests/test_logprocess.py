@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from conftest import decide_scope
 from engine import Engine
 from engine.groupcommit import LogBusy, LogFailed, LogTimeout, is_busy
 from engine.log import DecisionLog
@@ -439,9 +440,7 @@ def test_without_an_interpreter_to_start_the_app_logs_from_a_thread(
 
     async def main() -> set[int]:
         async with app.router.lifespan_context(app):
-            scope = {"type": "http", "method": "POST", "path": "/v1/decide", "raw_path": b"/v1/decide",
-                     "query_string": b"", "root_path": "", "headers": [(b"content-type", b"application/json")],
-                     "http_version": "1.1", "scheme": "http", "server": ("t", 80), "client": ("t", 1)}
+            scope = decide_scope()
             messages = [{"type": "http.request", "body": body}]
 
             async def receive() -> Any:

@@ -21,19 +21,12 @@ from typing import Any
 
 import pytest
 
-from conftest import POLICIES, stalled_receive
+from conftest import POLICIES, decide_scope, stalled_receive
 from engine.httpio import BodyReader, Reject
 from engine.log import decision_json, exact_json
 from engine.service import create_app
 
 DELIVERY = {"vendor": "itellum", "kind": "delivery", "as_of": "2025-02-14", "facts": {"defect_at_delivery": True}}
-
-
-def _scope(headers: list[tuple[bytes, bytes]] | None = None) -> dict[str, Any]:
-    return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-            "path": "/v1/decide", "raw_path": b"/v1/decide", "query_string": b"", "root_path": "",
-            "headers": headers if headers is not None else [(b"content-type", b"application/json")],
-            "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
 
 
 # --- 1. BodyReader: one timer "per event loop" is really one timer per reader -------------------
@@ -56,7 +49,7 @@ def test_a_second_event_loop_does_not_drop_the_first_loops_body_deadlines(tmp_pa
 
         async def run() -> None:
             try:
-                await asyncio.wait_for(app(_scope(), stalled_receive(), send), 2.0)  # 10x the deadline
+                await asyncio.wait_for(app(decide_scope(), stalled_receive(), send), 2.0)  # 10x the deadline
             except TimeoutError:
                 pass
         asyncio.run(run())
@@ -78,7 +71,7 @@ def test_a_second_event_loop_does_not_drop_the_first_loops_body_deadlines(tmp_pa
 
         async def send(message: Any) -> None:
             sent.append(message)
-        await app(_scope(), receive, send)
+        await app(decide_scope(), receive, send)
         return sent[0]["status"]
     assert asyncio.run(request_on_loop_b()) == 200
     thread.join()
@@ -93,7 +86,7 @@ def test_body_reader_alone_keeps_deadlines_of_two_loops() -> None:
     def loop_a() -> None:
         async def run() -> Any:
             try:
-                return await asyncio.wait_for(reader.read(_scope(), stalled_receive()), 2.0)
+                return await asyncio.wait_for(reader.read(decide_scope(), stalled_receive()), 2.0)
             except Reject as err:
                 return err.status
             except TimeoutError:
@@ -110,7 +103,7 @@ def test_body_reader_alone_keeps_deadlines_of_two_loops() -> None:
         async def receive() -> Any:
             await asyncio.sleep(0.01)
             return parts.pop(0)
-        return await reader.read(_scope(), receive)
+        return await reader.read(decide_scope(), receive)
     assert asyncio.run(quick()) == b"{}"
     thread.join()
     assert out["a"] == 408
@@ -127,7 +120,7 @@ def test_a_shutdown_cancel_that_coincides_with_the_deadline_stays_a_cancellation
     reader = BodyReader(1000, 30.0)
 
     async def run() -> Any:
-        task = asyncio.ensure_future(reader.read(_scope(), stalled_receive()))
+        task = asyncio.ensure_future(reader.read(decide_scope(), stalled_receive()))
         await asyncio.sleep(0.01)
         loop = asyncio.get_running_loop()
         state = reader._loops[loop]

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from conftest import POLICIES, ROOT
+from conftest import POLICIES, ROOT, decide_scope
 from engine import service
 
 sys.path.insert(0, str(ROOT / "bench"))
@@ -41,11 +41,8 @@ def _post(app: Any, body: bytes, query: bytes = b"") -> tuple[int, dict[str, Any
 async def _call(app: Any, body: bytes, query: bytes, *, split: bool = False) -> tuple[int, dict[str, Any]]:
     """A ``POST /v1/decide`` through the ASGI interface: (status, JSON answer)."""
     length = b"2" if split else str(len(body)).encode()  # split: a lie, the body is longer
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-             "scheme": "http", "path": "/v1/decide", "raw_path": b"/v1/decide", "query_string": query,
-             "root_path": "", "headers": [(b"host", b"t"), (b"content-type", b"application/json"),
-                                          (b"content-length", length)],
-             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+    scope = decide_scope([(b"host", b"t"), (b"content-type", b"application/json"), (b"content-length", length)],
+                         query)
     parts = ([{"type": "http.request", "body": body[:7], "more_body": True},
               {"type": "http.request", "body": body[7:], "more_body": False}] if split
              else [{"type": "http.request", "body": body, "more_body": False}])
